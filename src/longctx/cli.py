@@ -1,0 +1,192 @@
+"""The ``longctx`` command line: parses options and calls the library."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+app = typer.Typer(
+    help="longctx: in-context retrieval for long-context LMs, measured honestly.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Build and inspect data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console(stderr=True)
+
+
+def _setup() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False)],
+    )
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+class RichReporter:
+    """Shows :func:`longctx.eval.runner.run_eval` progress as a rich progress bar."""
+
+    def __init__(self, progress: Progress, label: str):
+        self.progress, self.label, self.task = progress, label, None
+
+    def start(self, total: int, done: int) -> None:
+        self.task = self.progress.add_task(self.label, total=total, completed=done, score="")
+
+    def update(self, record: dict[str, Any]) -> None:
+        what = (
+            f"{record['mode']}@{record['length']}" if record["mode"] == "full" else record["mode"]
+        )
+        self.progress.update(
+            self.task, advance=1, score=f"{what} subem={record['scores'].get('subem', 0):.0f}"
+        )
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[score]}"),
+        console=console,
+    )
+
+
+def print_metrics(metrics: dict[str, Any], title: str = "") -> None:
+    """Print the groups of a metrics dict as a table (modes x lengths)."""
+    from longctx.data.context import format_length
+
+    rows = metrics["groups"]
+    names = [k for k in ("subem", "em", "f1") if any(k in r for r in rows)]
+    table = Table(title=title or f"{metrics['task']} · {metrics['model']}")
+    for col in ["mode", "length", "n", *names, "prompt tokens", "truncated"]:
+        table.add_column(col, justify="left" if col == "mode" else "right")
+    for r in rows:
+        length = format_length(r["length"]) if r["mode"] == "full" else "-"
+        scores = [f"{100 * r[k]:.1f}" if k in r else "-" for k in names]
+        table.add_row(
+            r["mode"],
+            length,
+            str(r["n"]),
+            *scores,
+            f"{r['prompt_tokens']:.0f}",
+            str(r["truncated"]),
+        )
+    Console().print(table)
+
+
+@app.command("eval")
+def eval_cmd(
+    task: Annotated[str, typer.Argument(help="Task: synthetic, hotpotqa, nq, kilt.")] = "synthetic",
+    data: Annotated[str | None, typer.Option(help="Input file or folder.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Reader (default: the task).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="embedded, a folder, a .gguf, or a hub id.")
+    ] = None,
+    lengths: Annotated[str | None, typer.Option(help="Prompt lengths, e.g. 1k,2k,4k.")] = None,
+    mode: Annotated[str | None, typer.Option(help="Comma-separated: full, gold, none.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N examples.")] = None,
+    depth: Annotated[float | None, typer.Option(help="Gold depth 0..1 (default: shuffle).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for document order.")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Generation limit.")] = None,
+    out: Annotated[str | None, typer.Option(help="Run folder.")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config file.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="key=value override.")] = None,
+) -> None:
+    """Evaluate a model on a task at several context lengths (full / gold / none modes)."""
+    _setup()
+    from longctx.config import load_config
+    from longctx.eval.config import EvalConfig
+    from longctx.eval.runner import run_eval
+
+    cfg = load_config(
+        EvalConfig,
+        config,
+        set_ or [],
+        task=task,
+        data=data,
+        format=fmt,
+        model=model,
+        lengths=lengths,
+        modes=mode,
+        limit=limit,
+        depth=depth,
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        out=out,
+    )
+    with _progress() as progress:
+        metrics = run_eval(
+            cfg,
+            reporter=RichReporter(progress, f"{cfg.task} · {cfg.model}"),
+            on_status=console.print,
+        )
+    print_metrics(metrics)
+    console.print(f"run folder: {cfg.out}")
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Annotated[str, typer.Option(help="Run folder.")] = "runs/demo",
+    n: Annotated[int, typer.Option(help="Synthetic examples.")] = 12,
+    lengths: Annotated[str, typer.Option(help="Prompt lengths.")] = "512,1k",
+    model: Annotated[str, typer.Option(help="Model spec.")] = "embedded",
+) -> None:
+    """Evaluate the embedded model on built-in synthetic data: full / gold / none at two lengths."""
+    _setup()
+    from longctx.config import load_config
+    from longctx.eval.config import EvalConfig
+    from longctx.eval.runner import run_eval
+
+    cfg = load_config(
+        EvalConfig,
+        None,
+        [],
+        task="synthetic",
+        model=model,
+        lengths=lengths,
+        modes="full,gold,none",
+        synthetic_n=n,
+        out=out,
+    )
+    console.print(
+        f"[bold]longctx demo[/bold]: {model} on {n} synthetic multi-document questions "
+        f"at {lengths} tokens, plus gold-only and no-context rows"
+    )
+    with _progress() as progress:
+        metrics = run_eval(cfg, reporter=RichReporter(progress, "demo"), on_status=console.print)
+    print_metrics(metrics, title=f"synthetic QA · {model} (SubEM/EM/F1 in %)")
+    console.print(
+        f"predictions: {Path(out) / 'predictions.jsonl'}\nmetrics: {Path(out) / 'metrics.json'}"
+    )
+
+
+@data_app.command("synthetic")
+def data_synthetic(
+    out: Annotated[Path, typer.Option(help="Output jsonl.")],
+    n: Annotated[int, typer.Option(help="Number of examples.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    distractors: Annotated[int, typer.Option(help="Distractors per example.")] = 40,
+) -> None:
+    """Write built-in synthetic multi-document QA (fictional entities) as jsonl."""
+    from longctx.data.synthetic import generate_synthetic, write_jsonl
+
+    write_jsonl(generate_synthetic(n=n, seed=seed, n_distractors=distractors), out)
+    console.print(f"wrote {n} examples to {out}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Evaluation: prompts, scorers and the evaluation loop."""

@@ -1,0 +1,76 @@
+"""The typed configuration of one evaluation run."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from longctx.data.context import parse_length
+
+# Fields that change what a prediction is; a rerun into the same folder must keep them.
+IDENTITY_FIELDS = (
+    "task",
+    "data",
+    "format",
+    "model",
+    "seed",
+    "depth",
+    "max_new_tokens",
+    "synthetic_n",
+)
+
+
+class EvalConfig(BaseModel):
+    """Configuration of ``longctx eval`` (also the run folder's ``config.yaml``).
+
+    Attributes:
+        task: Task name (``synthetic``, ``hotpotqa``, ``nq``, ``kilt``).
+        data: Input file or folder; ``None`` for the built-in synthetic data.
+        format: Reader name (default: the task's own reader).
+        model: Model spec (``embedded``, a folder, a ``.gguf`` file or a hub id).
+        lengths: Prompt lengths in tokens for ``full`` mode (``"1k"`` style strings accepted).
+        modes: Any of ``full`` (all documents up to the length), ``gold``, ``none``.
+        limit: Evaluate only the first N examples.
+        depth: Gold depth in 0..1; ``None`` shuffles documents with ``seed``.
+        seed: Seed for document order and synthetic data.
+        max_new_tokens: Generation limit per prediction.
+        out: Run folder.
+        synthetic_n: Number of synthetic examples generated when ``data`` is not given.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = "synthetic"
+    data: str | None = None
+    format: str | None = None
+    model: str = "embedded"
+    lengths: list[int] = [1024]
+    modes: list[Literal["full", "gold", "none"]] = ["full"]
+    limit: int | None = None
+    depth: float | None = None
+    seed: int = 0
+    max_new_tokens: int = 20
+    out: str = "runs/eval"
+    synthetic_n: int = 50
+
+    @field_validator("lengths", mode="before")
+    @classmethod
+    def _parse_lengths(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list):
+            return [parse_length(v) if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("modes", mode="before")
+    @classmethod
+    def _parse_modes(cls, value: object) -> object:
+        return value.split(",") if isinstance(value, str) else value
+
+    @field_validator("depth")
+    @classmethod
+    def _check_depth(cls, value: float | None) -> float | None:
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ValueError("depth must be between 0 and 1")
+        return value

@@ -1,0 +1,1 @@
+"""Small shared helpers: run folders, jsonl files, typed configs."""

@@ -1,0 +1,112 @@
+import json
+
+import pytest
+import yaml
+
+from longctx.eval.config import EvalConfig
+from longctx.eval.runner import run_eval
+from longctx.models.loader import LoadedModel
+from tests.conftest import make_tiny_llama, shared_path
+
+
+class StopAfter:
+    """A reporter that interrupts the run after k predictions (like Ctrl-C)."""
+
+    def __init__(self, k: int):
+        self.k, self.seen = k, 0
+
+    def start(self, total: int, done: int) -> None:
+        self.total, self.done = total, done
+
+    def update(self, record) -> None:
+        self.seen += 1
+        if self.seen >= self.k:
+            raise KeyboardInterrupt
+
+
+def _config(tmp_path, **kw) -> EvalConfig:
+    base = dict(task="synthetic", synthetic_n=4, lengths=[384, 512], modes=["full", "gold", "none"],
+                max_new_tokens=4, out=str(tmp_path / "run"))
+    base.update(kw)
+    return EvalConfig(**base)
+
+
+def _read(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_end_to_end_tiny_model_writes_run_folder(tmp_path, tiny_loaded):
+    cfg = _config(tmp_path)
+    metrics = run_eval(cfg, loaded=tiny_loaded)
+    out = tmp_path / "run"
+    preds = _read(out / "predictions.jsonl")
+    assert len(preds) == 4 * 4  # 4 examples x (2 lengths + gold + none)
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert yaml.safe_load((out / "config.yaml").read_text())["lengths"] == [384, 512]
+    groups = {(g["mode"], g["length"]): g for g in metrics["groups"]}
+    assert set(groups) == {("full", 384), ("full", 512), ("gold", 0), ("none", 0)}
+    for (mode, length), g in groups.items():
+        assert g["n"] == 4
+        assert 0.0 <= g["subem"] <= 1.0
+        if mode == "full":
+            assert 0.98 * length <= g["prompt_tokens"] <= length
+    for p in preds:
+        assert set(p["scores"]) == {"subem", "em", "f1"}
+        if p["mode"] == "none":
+            assert p["doc_ids"] == [] and p["gold_positions"] == []
+        else:
+            assert p["gold_positions"], p
+
+
+def test_resume_after_interrupt_has_no_duplicates(tmp_path, tiny_loaded):
+    cfg = _config(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(cfg, loaded=tiny_loaded, reporter=StopAfter(5))
+    path = tmp_path / "run" / "predictions.jsonl"
+    assert len(_read(path)) == 5
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    reporter = StopAfter(10**6)
+    run_eval(cfg, loaded=tiny_loaded, reporter=reporter)
+    assert reporter.done == 5 and reporter.seen == 11
+    keys = [(p["id"], p["mode"], p["length"]) for p in _read(path)]
+    assert len(keys) == 16 and len(set(keys)) == 16
+
+
+def test_partial_last_line_is_dropped_and_redone(tmp_path, tiny_loaded):
+    cfg = _config(tmp_path, modes=["gold"])
+    run_eval(cfg, loaded=tiny_loaded)
+    path = tmp_path / "run" / "predictions.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:25])  # killed mid-write
+    run_eval(cfg, loaded=tiny_loaded)
+    preds = _read(path)
+    assert len(preds) == 4 and len({p["id"] for p in preds}) == 4
+
+
+def test_rerun_with_other_model_is_refused(tmp_path, tiny_loaded):
+    run_eval(_config(tmp_path, modes=["none"]), loaded=tiny_loaded)
+    with pytest.raises(ValueError, match="different configuration.*model"):
+        run_eval(_config(tmp_path, modes=["none"], model="other"), loaded=tiny_loaded)
+
+
+def test_prompt_over_window_is_cut_in_the_middle(tmp_path, tokenizer):
+    small = LoadedModel(make_tiny_llama(tokenizer, window=300), tokenizer, "tiny-300", 300)
+    cfg = _config(tmp_path, lengths=[512], modes=["full"], synthetic_n=2)
+    run_eval(cfg, loaded=small)
+    for p in _read(tmp_path / "run" / "predictions.jsonl"):
+        assert p["truncated_tokens"] > 0
+        assert p["prompt_tokens"] <= 300 - cfg.max_new_tokens
+
+
+def test_hotpotqa_end_to_end(tmp_path, tiny_loaded):
+    data = shared_path("hotpotqa", "hotpot_dev_distractor_400.json")
+    cfg = EvalConfig(task="hotpotqa", data=str(data), lengths=[3072], modes=["full", "gold"],
+                     limit=2, max_new_tokens=3, out=str(tmp_path / "hq"))
+    metrics = run_eval(cfg, loaded=tiny_loaded)
+    assert metrics["n_predictions"] == 4
+    preds = _read(tmp_path / "hq" / "predictions.jsonl")
+    full = [p for p in preds if p["mode"] == "full"]
+    # 3k tokens of HotpotQA needs documents from other questions' pools
+    assert all(len(p["doc_ids"]) > 10 and any("/" in i for i in p["doc_ids"]) for p in full)
+    assert all(0.98 * 3072 <= p["prompt_tokens"] <= 3072 for p in full)
+    assert all(len(p["gold_positions"]) == 2 for p in preds)
