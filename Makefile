@@ -26,6 +26,7 @@ demo: $(STAMP)
 	$(VENV)/bin/longctx demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

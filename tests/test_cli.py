@@ -7,11 +7,27 @@ from longctx.cli import app
 
 def test_cli_eval_on_a_local_model_folder(tmp_path, tiny_model_dir):
     out = tmp_path / "run"
-    result = CliRunner().invoke(app, [
-        "eval", "synthetic", "--model", str(tiny_model_dir), "--lengths", "384",
-        "--mode", "full,none", "--limit", "2", "--max-new-tokens", "3", "--out", str(out),
-        "--set", "synthetic_n=3",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "synthetic",
+            "--model",
+            str(tiny_model_dir),
+            "--lengths",
+            "384",
+            "--mode",
+            "full,none",
+            "--limit",
+            "2",
+            "--max-new-tokens",
+            "3",
+            "--out",
+            str(out),
+            "--set",
+            "synthetic_n=3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "subem" in result.output
     metrics = json.loads((out / "metrics.json").read_text())

@@ -6,7 +6,9 @@ from longctx.eval.config import EvalConfig
 
 def test_yaml_then_values_then_overrides(tmp_path):
     path = tmp_path / "eval.yaml"
-    path.write_text("# longctx eval --config eval.yaml\ntask: hotpotqa\nlengths: [1k, 2k]\nlimit: 5\n")
+    path.write_text(
+        "# longctx eval --config eval.yaml\ntask: hotpotqa\nlengths: [1k, 2k]\nlimit: 5\n"
+    )
     cfg = load_config(EvalConfig, path, ["limit=7", "modes=full,gold"], model="m")
     assert cfg.task == "hotpotqa"
     assert cfg.lengths == [1024, 2048]

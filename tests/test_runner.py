@@ -25,8 +25,14 @@ class StopAfter:
 
 
 def _config(tmp_path, **kw) -> EvalConfig:
-    base = dict(task="synthetic", synthetic_n=4, lengths=[384, 512], modes=["full", "gold", "none"],
-                max_new_tokens=4, out=str(tmp_path / "run"))
+    base = dict(
+        task="synthetic",
+        synthetic_n=4,
+        lengths=[384, 512],
+        modes=["full", "gold", "none"],
+        max_new_tokens=4,
+        out=str(tmp_path / "run"),
+    )
     base.update(kw)
     return EvalConfig(**base)
 
@@ -100,8 +106,15 @@ def test_prompt_over_window_is_cut_in_the_middle(tmp_path, tokenizer):
 
 def test_hotpotqa_end_to_end(tmp_path, tiny_loaded):
     data = shared_path("hotpotqa", "hotpot_dev_distractor_400.json")
-    cfg = EvalConfig(task="hotpotqa", data=str(data), lengths=[3072], modes=["full", "gold"],
-                     limit=2, max_new_tokens=3, out=str(tmp_path / "hq"))
+    cfg = EvalConfig(
+        task="hotpotqa",
+        data=str(data),
+        lengths=[3072],
+        modes=["full", "gold"],
+        limit=2,
+        max_new_tokens=3,
+        out=str(tmp_path / "hq"),
+    )
     metrics = run_eval(cfg, loaded=tiny_loaded)
     assert metrics["n_predictions"] == 4
     preds = _read(tmp_path / "hq" / "predictions.jsonl")

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -141,7 +142,7 @@ def eval_cmd(
 @app.command("demo")
 def demo_cmd(
     out: Annotated[str, typer.Option(help="Run folder.")] = "runs/demo",
-    n: Annotated[int, typer.Option(help="Synthetic examples.")] = 12,
+    n: Annotated[int, typer.Option(help="Synthetic examples.")] = 20,
     lengths: Annotated[str, typer.Option(help="Prompt lengths.")] = "512,1k",
     model: Annotated[str, typer.Option(help="Model spec.")] = "embedded",
 ) -> None:
@@ -188,5 +189,25 @@ def data_synthetic(
     console.print(f"wrote {n} examples to {out}")
 
 
+def main() -> None:
+    """Entry point: user errors (bad config, data, paths) print one line, not a traceback."""
+    from longctx.config import ConfigError
+    from longctx.data.errors import DataError
+
+    try:
+        app(standalone_mode=False)
+    except (ConfigError, DataError, FileNotFoundError, ValueError, KeyError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise SystemExit(2) from None
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        console.print("interrupted: predictions made so far are kept; rerun to resume")
+        raise SystemExit(130) from None
+    except click.exceptions.ClickException as err:
+        err.show()
+        raise SystemExit(err.exit_code) from None
+    except click.exceptions.Exit as err:
+        raise SystemExit(err.exit_code) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -52,11 +52,14 @@ def load_encoder(model: str | None = None, device: str | None = None) -> Any:
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         logger.info("loading sentence encoder %s on %s", path, device)
-        bars = hf_logging.is_progress_bar_enabled()
+        # Quiet the weight-loading bar and load report of transformers, then restore them.
+        bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
         hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
         try:
             _MODELS[path] = SentenceTransformer(path, device=device)
         finally:
+            hf_logging.set_verbosity(verbosity)
             if bars:
                 hf_logging.enable_progress_bar()
     return _MODELS[path]
