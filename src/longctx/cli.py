@@ -66,21 +66,45 @@ def _progress() -> Progress:
     )
 
 
+_FIXED = ("mode", "length", "setting", "n", "prompt_tokens", "truncated")
+
+
 def print_metrics(metrics: dict[str, Any], title: str = "") -> None:
-    """Print the groups of a metrics dict as a table (modes x lengths)."""
+    """Print the groups of a metrics dict as a table: one row per (mode, length, setting)."""
     from longctx.data.context import format_length
 
     rows = metrics["groups"]
-    names = [k for k in ("subem", "em", "f1") if any(k in r for r in rows)]
-    table = Table(title=title or f"{metrics['task']} · {metrics['model']}")
-    for col in ["mode", "length", "n", *names, "prompt tokens", "truncated"]:
-        table.add_column(col, justify="left" if col == "mode" else "right")
+    primary = metrics.get("metric", "subem")
+    names = sorted(
+        {
+            k
+            for r in rows
+            for k, v in r.items()
+            if k not in _FIXED and isinstance(v, int | float) and not isinstance(v, bool)
+        },
+        key=lambda k: (k != primary, k),
+    )
+    with_setting = any(r.get("setting") for r in rows)
+    table = Table(title=title or f"{metrics['task']} · {metrics['model']} (scores in %)")
+    cols = [
+        "mode",
+        "length",
+        *(["setting"] if with_setting else []),
+        "n",
+        *names,
+        "prompt tokens",
+        "truncated",
+    ]
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("mode", "setting") else "right")
     for r in rows:
-        length = format_length(r["length"]) if r["mode"] == "full" else "-"
-        scores = [f"{100 * r[k]:.1f}" if k in r else "-" for k in names]
+        length = format_length(r["length"]) if r["length"] else "-"
+        scores = [_cell(k, r.get(k)) for k in names]
+        setting = [r.get("setting") or "-"] if with_setting else []
         table.add_row(
             r["mode"],
             length,
+            *setting,
             str(r["n"]),
             *scores,
             f"{r['prompt_tokens']:.0f}",
@@ -89,9 +113,17 @@ def print_metrics(metrics: dict[str, Any], title: str = "") -> None:
     Console().print(table)
 
 
+def _cell(name: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and 0.0 <= value <= 1.0 and not name.endswith(("_count", "_n")):
+        return f"{100 * value:.1f}"
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
 @app.command("eval")
 def eval_cmd(
-    task: Annotated[str, typer.Argument(help="Task: synthetic, hotpotqa, nq, kilt.")] = "synthetic",
+    task: Annotated[str, typer.Argument(help="Task name (see `longctx tasks`).")] = "synthetic",
     data: Annotated[str | None, typer.Option(help="Input file or folder.")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Reader (default: the task).")] = None,
     model: Annotated[
@@ -103,6 +135,10 @@ def eval_cmd(
     depth: Annotated[float | None, typer.Option(help="Gold depth 0..1 (default: shuffle).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for document order.")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="Generation limit.")] = None,
+    max_length: Annotated[
+        str | None, typer.Option(help="Cap on prompt tokens (middle truncation), e.g. 4k.")
+    ] = None,
+    fill: Annotated[str | None, typer.Option(help="tokens (default) or helmet.")] = None,
     out: Annotated[str | None, typer.Option(help="Run folder.")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config file.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="key=value override.")] = None,
@@ -127,6 +163,8 @@ def eval_cmd(
         depth=depth,
         seed=seed,
         max_new_tokens=max_new_tokens,
+        max_length=max_length,
+        fill=fill,
         out=out,
     )
     with _progress() as progress:
@@ -173,6 +211,21 @@ def demo_cmd(
     console.print(
         f"predictions: {Path(out) / 'predictions.jsonl'}\nmetrics: {Path(out) / 'metrics.json'}"
     )
+
+
+@app.command("tasks")
+def tasks_cmd() -> None:
+    """List the registered tasks with their metric, domain and context style."""
+    from longctx.eval.tasks import TASKS, get_task
+
+    get_task("synthetic")  # imports every task module
+    table = Table(title="longctx tasks")
+    for col in ("task", "metric", "domain", "context", "max new tokens", "description"):
+        table.add_column(col)
+    for name in sorted(TASKS):
+        t = TASKS[name]
+        table.add_row(name, t.metric, t.domain, t.context, str(t.max_new_tokens), t.description)
+    Console().print(table)
 
 
 @data_app.command("synthetic")

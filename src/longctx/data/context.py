@@ -131,6 +131,7 @@ def build_context(
     depth: float | None = None,
     seed: int = 0,
     pool: Sequence[Document] = (),
+    max_documents: int | None = None,
 ) -> BuiltContext:
     """Choose and order the documents of one prompt.
 
@@ -147,6 +148,8 @@ def build_context(
             the same context for the same example and budget.
         pool: Extra distractors (e.g. other examples' documents) used after the example's own.
             Documents whose title or text equals one of the example's are skipped.
+        max_documents: Stop at this many documents (HELMET's fixed passage counts); the budget
+            still bounds the context.
 
     Returns:
         The :class:`BuiltContext`.
@@ -179,7 +182,10 @@ def build_context(
     used = sum(cost(d) for d in gold)
     chosen: list[Document] = []
     left_out: list[Document] = []
+    room = max_documents - len(gold) if max_documents is not None else None
     for doc in own + extra:
+        if room is not None and len(chosen) >= room:
+            break
         c = cost(doc)
         if used + c <= budget:
             chosen.append(doc)
@@ -200,7 +206,7 @@ def build_context(
         if gap < 0 and chosen:
             last = chosen.pop()
             head = _head(last, counter.count(last.text) + gap - 2, counter)
-        elif gap >= 6 and left_out:
+        elif gap >= 6 and left_out and room is None:
             spare = left_out.pop(0)
             head = _head(spare, gap - cost(replace(spare, text="")) - 1, counter)
         else:

@@ -34,7 +34,11 @@ class EvalConfig(BaseModel):
         limit: Evaluate only the first N examples.
         depth: Gold depth in 0..1; ``None`` shuffles documents with ``seed``.
         seed: Seed for document order and synthetic data.
-        max_new_tokens: Generation limit per prediction.
+        max_new_tokens: Generation limit per prediction (default: the task's).
+        max_length: Cap on prompt tokens; longer prompts are cut in the middle of the context
+            (default: the model's window). For ``document`` tasks this is the evaluated length.
+        fill: ``tokens`` fills passage contexts to each length; ``helmet`` uses HELMET's fixed
+            passage count per length (the length still bounds the context).
         out: Run folder.
         synthetic_n: Number of synthetic examples generated when ``data`` is not given.
     """
@@ -50,7 +54,9 @@ class EvalConfig(BaseModel):
     limit: int | None = None
     depth: float | None = None
     seed: int = 0
-    max_new_tokens: int = 20
+    max_new_tokens: int | None = None
+    max_length: int | None = None
+    fill: Literal["tokens", "helmet"] = "tokens"
     out: str = "runs/eval"
     synthetic_n: int = 50
 
@@ -62,6 +68,11 @@ class EvalConfig(BaseModel):
         if isinstance(value, list):
             return [parse_length(v) if isinstance(v, str) else v for v in value]
         return value
+
+    @field_validator("max_length", mode="before")
+    @classmethod
+    def _parse_max_length(cls, value: object) -> object:
+        return parse_length(value) if isinstance(value, str) else value
 
     @field_validator("modes", mode="before")
     @classmethod

@@ -18,12 +18,11 @@ from typing import Any, Protocol
 import yaml
 
 from longctx.config import dump_config
-from longctx.data.context import TokenCounter, build_context, truncate_middle
+from longctx.data.context import BuiltContext, TokenCounter, build_context, truncate_middle
 from longctx.data.example import Document, Example
 from longctx.eval.config import IDENTITY_FIELDS, EvalConfig
-from longctx.eval.metrics import aggregate
-from longctx.eval.prompts import extract_answer, render_qa_prompt
-from longctx.eval.scoring import score_qa
+from longctx.eval.metrics import aggregate, record_key
+from longctx.eval.tasks import Task, get_task
 from longctx.models.generate import LocalEngine
 from longctx.models.loader import LoadedModel
 from longctx.utils.jsonl import JsonlAppender, read_jsonl_tolerant
@@ -41,28 +40,39 @@ class Reporter(Protocol):
 
 @dataclass(frozen=True)
 class Job:
-    """One prediction to make: an example in a mode at a length (0 for gold/none modes)."""
+    """One prediction to make.
+
+    Attributes:
+        example: The example.
+        mode: ``full``, ``gold``, ``none`` (or ``rag``).
+        length: Prompt length in tokens for ``full``/``rag`` passage contexts, the truncation
+            length of ``document`` tasks, 0 where no length applies.
+        setting: Further variant label (retriever, compression method@ratio); ``""`` for none.
+    """
 
     example: Example
     mode: str
     length: int
+    setting: str = ""
 
     @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.example.id, self.mode, self.length)
+    def key(self) -> tuple[str, str, int, str]:
+        return (self.example.id, self.mode, self.length, self.setting)
 
 
-def load_examples(config: EvalConfig) -> list[Example]:
-    """All examples of the configured data (before ``limit``), or built-in synthetic ones."""
-    from longctx.data.readers import read_examples
+def load_examples(config: EvalConfig, task: Task) -> list[Example]:
+    """All examples of the configured data (before ``limit``)."""
+    options: dict[str, Any] = {}
+    if task.name == "synthetic" and config.data is None:
+        options = {"n": config.synthetic_n, "seed": config.seed}
+    if config.format:
+        from longctx.data.readers import read_examples
 
-    if config.data is None:
-        if config.task != "synthetic":
-            raise ValueError(f"task {config.task!r} needs --data (only 'synthetic' is built in)")
-        from longctx.data.synthetic import generate_synthetic
-
-        return generate_synthetic(n=config.synthetic_n, seed=config.seed)
-    return read_examples(config.format or config.task, config.data)
+        examples = read_examples(config.format, config.data)
+        for ex in examples:
+            ex.task = task.name
+        return examples
+    return task.load(config.data, **options)
 
 
 def distractor_pool(examples: Iterable[Example]) -> list[Document]:
@@ -72,11 +82,15 @@ def distractor_pool(examples: Iterable[Example]) -> list[Document]:
     ]
 
 
-def plan_jobs(examples: Iterable[Example], config: EvalConfig) -> list[Job]:
-    """Every (example, mode, length) prediction of the run, grouped by mode and length."""
+def plan_jobs(examples: Iterable[Example], config: EvalConfig, task: Task) -> list[Job]:
+    """Every prediction of the run, grouped by mode and length."""
+    examples = list(examples)
     jobs = []
     for mode in config.modes:
-        lengths = sorted(set(config.lengths)) if mode == "full" else [0]
+        if task.context == "document":
+            lengths = [config.max_length or 0] if mode != "none" else [0]
+        else:
+            lengths = sorted(set(config.lengths)) if mode == "full" else [0]
         for length in lengths:
             jobs.extend(Job(ex, mode, length) for ex in examples)
     return jobs
@@ -101,48 +115,78 @@ def check_run_folder(out: Path, config: EvalConfig) -> None:
 class Evaluator:
     """Makes predictions for jobs with one loaded model."""
 
-    def __init__(self, config: EvalConfig, loaded: LoadedModel, pool: list[Document]):
+    def __init__(self, config: EvalConfig, task: Task, loaded: LoadedModel, pool: list[Document]):
         self.config = config
+        self.task = task
         self.engine = LocalEngine(loaded)
         self.counter = TokenCounter(loaded.tokenizer)
         self.pool = pool
-        self.max_prompt = loaded.window - config.max_new_tokens
+        self.window = loaded.window
+        self.max_new_tokens = config.max_new_tokens or task.max_new_tokens
 
-    def predict(self, job: Job) -> dict[str, Any]:
-        """Build the prompt of one job, generate greedily, and score the answer."""
+    def context_for(self, job: Job) -> BuiltContext:
+        """The documents of one job's prompt, filled to its length for passage tasks."""
         ex, cfg, tok = job.example, self.config, self.engine.tokenizer
-        shell = render_qa_prompt(tok, ex.question, "[DOC 1]")
+        if self.task.context == "document":
+            return self.task.document_context(ex, job.mode)
+        if job.mode != "full":
+            return build_context(ex, job.mode, depth=cfg.depth, seed=cfg.seed)
+        shell = self.task.prompt(tok, ex, "[DOC 1]")
         overhead = self.counter.count(shell.before + shell.after, cache=False) + 2
-        budget = job.length - overhead if job.mode == "full" else None
-        if budget is not None and budget <= 0:
+        budget = job.length - overhead
+        if budget <= 0:
             raise ValueError(
                 f"length {job.length} is too short for the prompt itself ({overhead} tokens)"
             )
         for _ in range(3):
             built = build_context(
-                ex, job.mode, self.counter, budget, cfg.depth, cfg.seed, self.pool
+                ex, "full", self.counter, budget, cfg.depth, cfg.seed, self.pool, self.max_docs(job)
             )
-            prompt = render_qa_prompt(tok, ex.question, built.text)
-            ids = self.engine.encode(prompt.text)
-            if budget is None or len(ids) <= job.length:
+            n = self.counter.count(self.task.prompt(tok, ex, built.text).text, cache=False)
+            if n <= job.length:
                 break
-            budget -= len(ids) - job.length  # tokens merge differently at the joins
+            budget -= n - job.length  # tokens merge differently at the joins
+        return built
+
+    def max_docs(self, job: Job) -> int | None:
+        """HELMET's passage count for the job's length with ``fill=helmet``, else no limit."""
+        from longctx.eval.tasks.qa import helmet_passages
+
+        return helmet_passages(job.length) if self.config.fill == "helmet" else None
+
+    def max_prompt(self, job: Job) -> int:
+        """Largest prompt this job may have: the window (and max length) minus generation."""
+        cap = self.window
+        if self.config.max_length:
+            cap = min(cap, self.config.max_length)
+        return cap - self.max_new_tokens
+
+    def predict(self, job: Job) -> dict[str, Any]:
+        """Build the prompt of one job, generate greedily, and score the answer."""
+        ex, cfg = job.example, self.config
+        built = self.context_for(job)
+        prompt = self.task.prompt(self.engine.tokenizer, ex, built.text)
+        ids = self.engine.encode(prompt.text)
         truncated = 0
-        if len(ids) > self.max_prompt:
-            ids, truncated = self._truncate(prompt.before, prompt.context, prompt.after)
+        limit = self.max_prompt(job)
+        if len(ids) > limit:
+            ids, truncated = self._truncate(prompt.before, prompt.context, prompt.after, limit)
             logger.warning(
-                "%s: prompt of %d tokens exceeds the window; cut %d context tokens from the middle",
+                "%s: prompt of %d tokens exceeds the limit of %d; cut %d context tokens from the "
+                "middle",
                 ex.id,
                 len(ids) + truncated,
+                limit,
                 truncated,
             )
-        gen = self.engine.generate_ids(ids, cfg.max_new_tokens)
-        answer = extract_answer(gen.text)
+        gen = self.engine.generate_ids(ids, self.max_new_tokens)
+        answer = self.task.extract(gen.text, ex)
         return {
             "id": ex.id,
             "task": cfg.task,
             "mode": job.mode,
             "length": job.length,
+            "setting": job.setting,
             "prompt_tokens": gen.prompt_tokens,
             "truncated_tokens": truncated,
             "depth": built.depth,
@@ -151,16 +195,22 @@ class Evaluator:
             "output": gen.text,
             "answer": answer,
             "answers": ex.answers,
-            "scores": score_qa(answer, ex.answers),
+            "scores": self.task.score(answer, ex),
+            "meta": _small_meta(ex),
             "seconds": round(gen.seconds, 3),
         }
 
-    def _truncate(self, before: str, context: str, after: str) -> tuple[list[int], int]:
+    def _truncate(self, before: str, context: str, after: str, limit: int) -> tuple[list[int], int]:
         head = self.engine.encode(before)
         tail = self.engine.tokenizer.encode(after, add_special_tokens=False)
         ctx = self.engine.tokenizer.encode(context, add_special_tokens=False)
-        keep = max(self.max_prompt - len(head) - len(tail), 0)
+        keep = max(limit - len(head) - len(tail), 0)
         return head + truncate_middle(ctx, keep) + tail, len(ctx) - keep
+
+
+def _small_meta(ex: Example) -> dict[str, Any]:
+    """The scalar fields of an example's meta (difficulty, level, hops, ...) for grouping."""
+    return {k: v for k, v in ex.meta.items() if isinstance(v, str | int | float | bool)}
 
 
 def run_eval(
@@ -180,17 +230,16 @@ def run_eval(
     Returns:
         The metrics dict also written to ``out/metrics.json``.
     """
+    task = get_task(config.task)
     out = Path(config.out)
     check_run_folder(out, config)
     out.mkdir(parents=True, exist_ok=True)
     dump_config(config, out / "config.yaml")
-    examples = load_examples(config)
-    pool = distractor_pool(examples)
+    examples = load_examples(config, task)
     selected = examples[: config.limit] if config.limit is not None else examples
-    jobs = plan_jobs(selected, config)
+    jobs = plan_jobs(selected, config, task)
     pred_path = out / "predictions.jsonl"
-    existing = read_jsonl_tolerant(pred_path)
-    done = {(r["id"], r["mode"], int(r["length"])) for r in existing}
+    done = {record_key(r) for r in read_jsonl_tolerant(pred_path)}
     todo = [j for j in jobs if j.key not in done]
     if on_status and done:
         on_status(
@@ -200,7 +249,8 @@ def run_eval(
         reporter.start(len(jobs), len(jobs) - len(todo))
     if todo:
         loaded = loaded or _load(config.model, on_status)
-        evaluator = Evaluator(config, loaded, pool)
+        pool = distractor_pool(examples) if task.context == "passages" else []
+        evaluator = Evaluator(config, task, loaded, pool)
         with JsonlAppender(pred_path) as sink:
             for job in todo:
                 record = evaluator.predict(job)
@@ -208,12 +258,8 @@ def run_eval(
                 if reporter:
                     reporter.update(record)
     wanted = {j.key for j in jobs}
-    records = [
-        r
-        for r in read_jsonl_tolerant(pred_path)
-        if (r["id"], r["mode"], int(r["length"])) in wanted
-    ]
-    metrics = aggregate(records, task=config.task, model=config.model)
+    records = [r for r in read_jsonl_tolerant(pred_path) if record_key(r) in wanted]
+    metrics = aggregate(records, task=task, model=config.model)
     metrics["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     dump_config(config, out / "config.yaml")
