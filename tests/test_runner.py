@@ -123,3 +123,40 @@ def test_hotpotqa_end_to_end(tmp_path, tiny_loaded):
     assert all(len(p["doc_ids"]) > 10 and any("/" in i for i in p["doc_ids"]) for p in full)
     assert all(0.98 * 3072 <= p["prompt_tokens"] <= 3072 for p in full)
     assert all(len(p["gold_positions"]) == 2 for p in preds)
+
+
+def test_shards_merge_to_the_same_metrics_as_one_run(tmp_path, tiny_loaded):
+    from longctx.eval.shard import merge_runs
+
+    whole = run_eval(
+        _config(tmp_path, out=str(tmp_path / "whole"), synthetic_n=5), loaded=tiny_loaded
+    )
+    shards = []
+    for i in range(2):
+        cfg = _config(tmp_path, out=str(tmp_path / f"s{i}"), synthetic_n=5, shard=f"{i}/2")
+        run_eval(cfg, loaded=tiny_loaded)
+        shards.append(tmp_path / f"s{i}")
+    merged = merge_runs(shards, tmp_path / "merged")
+    assert merged["groups"] == whole["groups"]
+    assert merged["n_predictions"] == whole["n_predictions"] == 5 * 4
+
+
+def test_merge_refuses_runs_of_different_models(tmp_path, tiny_loaded):
+    from longctx.eval.shard import merge_runs
+
+    run_eval(_config(tmp_path, out=str(tmp_path / "a"), modes=["none"]), loaded=tiny_loaded)
+    run_eval(
+        _config(tmp_path, out=str(tmp_path / "b"), modes=["none"], model="x"), loaded=tiny_loaded
+    )
+    with pytest.raises(ValueError, match="model"):
+        merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "m")
+
+
+def test_bad_shard_spec():
+    from longctx.eval.shard import parse_shard, select_shard
+
+    assert parse_shard("1/3") == (1, 3)
+    assert select_shard(list(range(7)), "1/3") == [1, 4]
+    for bad in ("3/3", "a/b", "1", "0/0"):
+        with pytest.raises(ValueError):
+            parse_shard(bad)

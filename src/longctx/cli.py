@@ -139,6 +139,9 @@ def eval_cmd(
         str | None, typer.Option(help="Cap on prompt tokens (middle truncation), e.g. 4k.")
     ] = None,
     fill: Annotated[str | None, typer.Option(help="tokens (default) or helmet.")] = None,
+    shard: Annotated[
+        str | None, typer.Option(help="i/n: every n-th example from the i-th.")
+    ] = None,
     out: Annotated[str | None, typer.Option(help="Run folder.")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config file.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="key=value override.")] = None,
@@ -165,6 +168,7 @@ def eval_cmd(
         max_new_tokens=max_new_tokens,
         max_length=max_length,
         fill=fill,
+        shard=shard,
         out=out,
     )
     with _progress() as progress:
@@ -211,6 +215,20 @@ def demo_cmd(
     console.print(
         f"predictions: {Path(out) / 'predictions.jsonl'}\nmetrics: {Path(out) / 'metrics.json'}"
     )
+
+
+@app.command("merge")
+def merge_cmd(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Shard run folders.")],
+    out: Annotated[Path, typer.Option(help="Merged run folder.")],
+) -> None:
+    """Merge the run folders of `longctx eval --shard i/n` into one run folder."""
+    _setup()
+    from longctx.eval.shard import merge_runs
+
+    metrics = merge_runs(run_dirs, out)
+    print_metrics(metrics)
+    console.print(f"merged {len(run_dirs)} shards into {out}")
 
 
 @app.command("tasks")

@@ -39,6 +39,7 @@ class EvalConfig(BaseModel):
             (default: the model's window). For ``document`` tasks this is the evaluated length.
         fill: ``tokens`` fills passage contexts to each length; ``helmet`` uses HELMET's fixed
             passage count per length (the length still bounds the context).
+        shard: ``i/n`` evaluates every n-th example from the i-th (merge with ``longctx merge``).
         out: Run folder.
         synthetic_n: Number of synthetic examples generated when ``data`` is not given.
     """
@@ -57,6 +58,7 @@ class EvalConfig(BaseModel):
     max_new_tokens: int | None = None
     max_length: int | None = None
     fill: Literal["tokens", "helmet"] = "tokens"
+    shard: str | None = None
     out: str = "runs/eval"
     synthetic_n: int = 50
 

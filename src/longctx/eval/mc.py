@@ -27,19 +27,24 @@ from longctx.eval.scoring import normalize_answer
 FUZZY_THRESHOLD = 85.0
 FUZZY_MARGIN = 5.0
 
-_OPEN = r"[\(\[]?\**"
-_CLOSE = r"\**[\)\]]?"
+_OPEN = r"\**[\(\[]?\**"
+_CLOSE = r"\**[\)\]]?\**"
 # (template, take the last match, require every match to agree); {L} is the letter group.
 _PATTERNS: list[tuple[str, bool, bool]] = [
     (
         r"\b(?:answer|choice|option)\s*(?:is|would\s+be|should\s+be|=)\s*:?\s*"
         r"(?:option\s+|choice\s+)?" + _OPEN + "{L}" + _CLOSE + r"(?!\w)",
-        True, False,
+        True,
+        False,
     ),
     (
-        r"\b(?:answer|choice|option)\s*\**\s*[:：]\s*\**\s*(?:option\s+|choice\s+)?"
-        + _OPEN + "{L}" + _CLOSE + r"(?!\w)",
-        True, False,
+        r"\b(?:answer|choice|option)\s*\**\s*[:：\-–—]\s*\**\s*(?:option\s+|choice\s+)?"
+        + _OPEN
+        + "{L}"
+        + _CLOSE
+        + r"(?!\w)",
+        True,
+        False,
     ),
     (r"\(\s*{L}\s*\)", False, True),
     (r"\A\s*" + _OPEN + "{L}" + r"\**\s*(?:[.):\]]|\Z)", False, False),
@@ -49,6 +54,7 @@ _PATTERNS: list[tuple[str, bool, bool]] = [
 ]
 _WORD_AFTER = re.compile(r"\s+[a-z]")
 _SENTENCE_START = re.compile(r"(?:\A|[.!?:]\s+|\n\s*)\**\Z")
+_NAMED = re.compile(r"\b(?:option|choice|letter)\s+\Z", re.IGNORECASE)
 
 
 def _reads_as_word(text: str, match: re.Match[str]) -> bool:
@@ -58,7 +64,7 @@ def _reads_as_word(text: str, match: re.Match[str]) -> bool:
     if letter.upper() not in {"A", "I"}:
         return False
     bracketed = text[start - 1 : start] in "([*" and start > 0
-    if bracketed or not _WORD_AFTER.match(text, end):
+    if bracketed or not _WORD_AFTER.match(text, end) or _NAMED.search(text[:start]):
         return False
     if letter in {"a", "i"}:
         return True  # "answer is a bit", lower-case letters followed by a word
@@ -68,8 +74,9 @@ def _reads_as_word(text: str, match: re.Match[str]) -> bool:
 def _letter_patterns(letters: list[str]) -> list[tuple[re.Pattern[str], bool, bool]]:
     group = "(?P<L>[" + "".join(re.escape(x) for x in letters) + "])"
     flags = re.IGNORECASE | re.MULTILINE
-    return [(re.compile(t.replace("{L}", group), flags), last, agree) for t, last, agree in
-            _PATTERNS]
+    return [
+        (re.compile(t.replace("{L}", group), flags), last, agree) for t, last, agree in _PATTERNS
+    ]
 
 
 def _by_letter(text: str, letters: list[str]) -> str | None:
@@ -113,7 +120,8 @@ def extract_choice(output: str, options: Mapping[str, str]) -> str | None:
         options: Letter to option text, e.g. ``{"A": "Paris", "B": "Lyon"}`` (any letters).
 
     Returns:
-        The chosen letter, upper-case, or ``None`` when the answer cannot be parsed.
+        The chosen option key as spelled in ``options``, or ``None`` when the answer cannot be
+        parsed.
     """
     if not output or not output.strip():
         return None
@@ -122,9 +130,8 @@ def extract_choice(output: str, options: Mapping[str, str]) -> str | None:
     if letters:
         letter = _by_letter(output, letters)
         if letter is not None:
-            return letter
-    hit = _by_text(output, options)
-    return None if hit is None else hit.strip().upper()
+            return keys[letter]
+    return _by_text(output, options)
 
 
 def score_choice(pred: str | None, gold: str) -> float:

@@ -22,6 +22,7 @@ from longctx.data.context import BuiltContext, TokenCounter, build_context, trun
 from longctx.data.example import Document, Example
 from longctx.eval.config import IDENTITY_FIELDS, EvalConfig
 from longctx.eval.metrics import aggregate, record_key
+from longctx.eval.shard import select_shard
 from longctx.eval.tasks import Task, get_task
 from longctx.models.generate import LocalEngine
 from longctx.models.loader import LoadedModel
@@ -237,6 +238,7 @@ def run_eval(
     dump_config(config, out / "config.yaml")
     examples = load_examples(config, task)
     selected = examples[: config.limit] if config.limit is not None else examples
+    selected = select_shard(selected, config.shard)
     jobs = plan_jobs(selected, config, task)
     pred_path = out / "predictions.jsonl"
     done = {record_key(r) for r in read_jsonl_tolerant(pred_path)}
