@@ -160,3 +160,55 @@ def test_bad_shard_spec():
     for bad in ("3/3", "a/b", "1", "0/0"):
         with pytest.raises(ValueError):
             parse_shard(bad)
+
+
+def test_compression_sweep_records_bytes_and_matches_at_ratio_zero(tmp_path, tiny_loaded):
+    cfg = _config(
+        tmp_path,
+        modes=["full"],
+        lengths=[512],
+        synthetic_n=3,
+        compress=["none", "snapkv", "topk_decode"],
+        ratios=[0.0, 0.5],
+        max_new_tokens=5,
+    )
+    metrics = run_eval(cfg, loaded=tiny_loaded)
+    preds = _read(tmp_path / "run" / "predictions.jsonl")
+    settings = {p["setting"] for p in preds}
+    assert settings == {"none@0", "snapkv@0", "snapkv@0.5", "topk_decode@0", "topk_decode@0.5"}
+    by = {(p["id"], p["setting"]): p for p in preds}
+    for ex_id in {p["id"] for p in preds}:
+        ref = by[(ex_id, "none@0")]
+        assert by[(ex_id, "snapkv@0")]["output"] == ref["output"]
+        assert by[(ex_id, "topk_decode@0")]["output"] == ref["output"]
+        half = by[(ex_id, "snapkv@0.5")]["compress"]
+        assert half["kv_bytes_kept"] / half["kv_bytes_full"] == pytest.approx(0.5, abs=0.02)
+        assert by[(ex_id, "topk_decode@0.5")]["compress"]["kv_bytes_attended"] is not None
+    assert {g["setting"] for g in metrics["groups"]} == settings
+
+    plain = run_eval(
+        _config(
+            tmp_path,
+            out=str(tmp_path / "plain"),
+            modes=["full"],
+            lengths=[512],
+            synthetic_n=3,
+            max_new_tokens=5,
+        ),
+        loaded=tiny_loaded,
+    )
+    plain_preds = {p["id"]: p for p in _read(tmp_path / "plain" / "predictions.jsonl")}
+    assert all(plain_preds[i]["output"] == by[(i, "none@0")]["output"] for i in plain_preds)
+    assert plain["groups"][0]["n"] == 3
+
+
+def test_compression_on_unsupported_model_fails_before_any_work(tmp_path, tokenizer):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2))
+    loaded = LoadedModel(gpt2.eval(), tokenizer, "tiny-gpt2", 1024)
+    cfg = _config(tmp_path, modes=["full"], compress=["snapkv"], ratios=[0.5])
+    with pytest.raises(ValueError, match="GPT2LMHeadModel"):
+        run_eval(cfg, loaded=loaded)
+    path = tmp_path / "run" / "predictions.jsonl"
+    assert not path.exists() or path.read_text() == ""

@@ -142,6 +142,13 @@ def eval_cmd(
     shard: Annotated[
         str | None, typer.Option(help="i/n: every n-th example from the i-th.")
     ] = None,
+    compress: Annotated[
+        str | None, typer.Option(help="KV compression methods to sweep, e.g. snapkv,knorm.")
+    ] = None,
+    ratios: Annotated[str | None, typer.Option(help="Compression ratios, e.g. 0,0.5,0.9.")] = None,
+    query_aware: Annotated[
+        bool | None, typer.Option("--query-aware/--query-agnostic", help="Question in pre-fill.")
+    ] = None,
     out: Annotated[str | None, typer.Option(help="Run folder.")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config file.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="key=value override.")] = None,
@@ -169,6 +176,9 @@ def eval_cmd(
         max_length=max_length,
         fill=fill,
         shard=shard,
+        compress=compress,
+        ratios=ratios,
+        query_aware=query_aware,
         out=out,
     )
     with _progress() as progress:

@@ -39,6 +39,9 @@ class EvalConfig(BaseModel):
             (default: the model's window). For ``document`` tasks this is the evaluated length.
         fill: ``tokens`` fills passage contexts to each length; ``helmet`` uses HELMET's fixed
             passage count per length (the length still bounds the context).
+        compress: KV-cache compression methods to sweep in ``full`` mode (see ``longctx.compress``).
+        ratios: Compression ratios of the sweep (fraction of the cache removed).
+        query_aware: Include the question in the compressed pre-fill.
         shard: ``i/n`` evaluates every n-th example from the i-th (merge with ``longctx merge``).
         out: Run folder.
         synthetic_n: Number of synthetic examples generated when ``data`` is not given.
@@ -58,6 +61,9 @@ class EvalConfig(BaseModel):
     max_new_tokens: int | None = None
     max_length: int | None = None
     fill: Literal["tokens", "helmet"] = "tokens"
+    compress: list[str] = []
+    ratios: list[float] = [0.0]
+    query_aware: bool = False
     shard: str | None = None
     out: str = "runs/eval"
     synthetic_n: int = 50
@@ -75,6 +81,32 @@ class EvalConfig(BaseModel):
     @classmethod
     def _parse_max_length(cls, value: object) -> object:
         return parse_length(value) if isinstance(value, str) else value
+
+    @field_validator("compress", "ratios", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, int | float):
+            return [value]
+        return value
+
+    @field_validator("compress")
+    @classmethod
+    def _known_methods(cls, value: list[str]) -> list[str]:
+        from longctx.compress import METHODS
+
+        unknown = [m for m in value if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown compression method(s) {unknown}; known: {sorted(METHODS)}")
+        return value
+
+    @field_validator("ratios")
+    @classmethod
+    def _check_ratios(cls, value: list[float]) -> list[float]:
+        if any(not 0.0 <= r < 1.0 for r in value):
+            raise ValueError("ratios must be in [0, 1)")
+        return value
 
     @field_validator("modes", mode="before")
     @classmethod

@@ -1,11 +1,8 @@
-"""LLM judges: an OpenAI-compatible server or a local model, plus parsers for their verdicts.
+"""LLM judges (an OpenAI-compatible server or a local model) and parsers for their verdicts.
 
-A :class:`Judge` turns a prompt into raw text (:meth:`Judge.grade_text`); :meth:`Judge.grade`
-wraps that with a parser and never guesses: a failed call is kept as ``error``, an answer the
-parser cannot read is kept as ``raw`` with ``parsed=None``.
-
-:class:`OpenAIJudge` caches answers on disk (one JSON file per sha256 of model, prompt and
-sampling parameters), so re-running an evaluation re-sends nothing it has already asked.
+:meth:`Judge.grade` never guesses: a failed call is kept as ``error``, an answer the parser cannot
+read as ``raw`` with ``parsed=None``. :class:`OpenAIJudge` caches answers on disk, one JSON file
+per sha256 of (model, prompt, sampling parameters), so a re-run re-sends nothing.
 """
 
 from __future__ import annotations
@@ -34,14 +31,13 @@ LOONG_JUDGE_PROMPT = """You are grading an answer to a question about long finan
 [Answer to grade]
 {prediction}
 
-Compare the answer to grade with the reference answer. Judge three things: whether its facts and
-figures agree with the reference (accuracy), whether it adds claims the reference does not support
-(hallucination), and whether it covers every part of the reference (completeness). Formatting,
-wording and extra explanation do not matter as long as the content is right.
+Compare it with the reference answer for accuracy (do its facts and figures agree?),
+hallucination (does it claim things the reference does not support?) and completeness (does it
+cover every part of the reference?). Wording and formatting do not matter, only content.
 
-Give one score from 0 to 100: 100 means fully correct and complete, 0 means wrong or missing.
-Reply with one short sentence of justification, then the score in double square brackets on its
-own line, for example:
+Give one score from 0 to 100: 100 is fully correct and complete, 0 is wrong or missing. Reply
+with one short sentence of justification, then the score in double square brackets on its own
+line, for example:
 [[70]]"""
 
 
@@ -76,11 +72,7 @@ class Judge(ABC):
 
     @abstractmethod
     def grade_text(self, prompt: str) -> str:
-        """The judge's raw answer to a prompt.
-
-        Raises:
-            JudgeError: The answer could not be obtained.
-        """
+        """The judge's raw answer to a prompt; raises :class:`JudgeError` when there is none."""
 
     def _grade_raw(self, prompt: str) -> tuple[str, bool]:
         """The raw answer and whether it came from a cache."""
@@ -138,32 +130,24 @@ class OpenAIJudge(Judge):
         self.max_retries = max_retries
         self.backoff = backoff
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """Sampling parameters sent with every request (and part of the cache key)."""
-        params: dict[str, Any] = {"temperature": self.temperature}
-        if self.max_tokens is not None:
-            params["max_tokens"] = self.max_tokens
-        return params
+        # Sampling parameters sent with every request (and part of the cache key).
+        self.params: dict[str, Any] = {"temperature": temperature}
+        if max_tokens is not None:
+            self.params["max_tokens"] = max_tokens
 
     def cache_key(self, prompt: str) -> str:
         """sha256 of the model, prompt and parameters."""
         blob = json.dumps([self.model, prompt, self.params], sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()
 
-    def _cache_path(self, prompt: str) -> Path | None:
-        return None if self.cache_dir is None else self.cache_dir / f"{self.cache_key(prompt)}.json"
-
-    def _read_cache(self, path: Path | None) -> str | None:
-        if path is None or not path.exists():
-            return None
+    def _read_cache(self, prompt: str) -> tuple[Path | None, str | None]:
+        if self.cache_dir is None:
+            return None, None
+        path = self.cache_dir / f"{self.cache_key(prompt)}.json"
         try:
-            return json.loads(path.read_text())["response"]
+            return path, json.loads(path.read_text())["response"]
         except (ValueError, KeyError, OSError):
-            return None  # a damaged entry is asked again and overwritten
+            return path, None  # absent, or damaged: asked again and overwritten
 
     def _write_cache(self, path: Path, prompt: str, text: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -171,44 +155,32 @@ class OpenAIJudge(Judge):
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         with os.fdopen(fd, "w") as handle:
             json.dump(entry, handle, ensure_ascii=False)
-        os.replace(tmp, path)
+        os.replace(tmp, path)  # atomic: readers never see half an entry
 
     def _grade_raw(self, prompt: str) -> tuple[str, bool]:
-        path = self._cache_path(prompt)
-        hit = self._read_cache(path)
+        path, hit = self._read_cache(prompt)
         if hit is not None:
             return hit, True
-        payload = {
-            "model": self.model,
-            "messages": [{"role": "user", "content": prompt}],
-            **self.params,
-        }
+        payload = {"model": self.model, "messages": [{"role": "user", "content": prompt}]}
+        payload.update(self.params)
+        url = f"{self.base_url}/chat/completions"
         try:
             body = post_json(
-                f"{self.base_url}/chat/completions",
-                payload,
-                api_key=self.api_key,
-                timeout=self.timeout,
-                max_retries=self.max_retries,
-                backoff=self.backoff,
+                url, payload, self.api_key, self.timeout, self.max_retries, self.backoff
             )
+            text = body["choices"][0]["message"]["content"]
+            if not isinstance(text, str):
+                raise TypeError("no text content")
         except APIError as err:
             raise JudgeError(str(err)) from err
-        try:
-            text = body["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError) as err:
-            raise JudgeError(f"malformed judge answer: {json.dumps(body)[:300]}") from err
-        if not isinstance(text, str):
-            raise JudgeError(f"judge answer has no text content: {json.dumps(body)[:300]}")
+            raise JudgeError(f"malformed judge answer ({err}): {json.dumps(body)[:300]}") from err
         if path is not None:
             self._write_cache(path, prompt, text)
         return text, False
 
     def grade_text(self, prompt: str) -> str:
-        try:
-            return self._grade_raw(prompt)[0]
-        except JudgeError:
-            raise
+        return self._grade_raw(prompt)[0]
 
 
 class LocalJudge(Judge):
@@ -275,11 +247,15 @@ def make_judge(
 
 
 _NUM = r"(-?\d+(?:\.\d+)?)"
+_NOT_OTHER_SCALE = r"(?![\d.]|\s*/\s*(?!100\b)\d)"  # "8/10" is not a 0-100 score
 _SCORE_PATTERNS = [
     re.compile(r"\[\[\s*" + _NUM + r"\s*\]\]"),
-    re.compile(r"\b(?:score|rating|grade)\s*(?:is|of)?\s*[:=]?\s*\**\s*" + _NUM, re.IGNORECASE),
+    re.compile(
+        r"\b(?:score|rating|grade)\s*(?:is|of)?\s*[:=]?\s*\**\s*" + _NUM + _NOT_OTHER_SCALE,
+        re.IGNORECASE,
+    ),
     re.compile(_NUM + r"\s*/\s*100\b"),
-    re.compile(r"\A\s*" + _NUM + r"\s*\Z"),
+    re.compile(r"\A\s*" + _NUM + r"\s*\Z"),  # a bare number
 ]
 
 
@@ -300,13 +276,8 @@ def parse_score_0_100(text: str | None) -> float | None:
 
 
 def _binary(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return int(value)
-    if isinstance(value, str) and value.strip() in ("0", "1"):
-        return int(value.strip())
-    return None
+    text = str(int(value)) if isinstance(value, bool) else str(value).strip()
+    return int(text) if text in ("0", "1") else None
 
 
 def parse_binary_scores(text: str | None, keys: Sequence[str]) -> dict[str, int] | None:
@@ -329,7 +300,7 @@ def parse_binary_scores(text: str | None, keys: Sequence[str]) -> dict[str, int]
                 return scores  # type: ignore[return-value]
     scores: dict[str, int] = {}
     for key in keys:
-        name = re.escape(key).replace(r"\_", "[_ ]").replace("_", "[_ ]")
+        name = re.escape(key).replace("_", "[_ ]")
         pattern = rf"\b{name}\b\**\s*[:=]\s*\**\s*([01])(?![\d.])"
         found = re.findall(pattern, text, re.IGNORECASE)
         if not found:

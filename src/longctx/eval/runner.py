@@ -61,6 +61,17 @@ class Job:
         return (self.example.id, self.mode, self.length, self.setting)
 
 
+@dataclass
+class Prepared:
+    """A job's prompt as token ids: the context part (pre-filled, compressible) and the rest."""
+
+    job: Job
+    built: BuiltContext
+    context_ids: list[int]
+    question_ids: list[int]
+    truncated: int
+
+
 def load_examples(config: EvalConfig, task: Task) -> list[Example]:
     """All examples of the configured data (before ``limit``)."""
     options: dict[str, Any] = {}
@@ -92,9 +103,25 @@ def plan_jobs(examples: Iterable[Example], config: EvalConfig, task: Task) -> li
             lengths = [config.max_length or 0] if mode != "none" else [0]
         else:
             lengths = sorted(set(config.lengths)) if mode == "full" else [0]
+        settings = compression_settings(config) if mode == "full" else [""]
         for length in lengths:
-            jobs.extend(Job(ex, mode, length) for ex in examples)
+            for setting in settings:
+                jobs.extend(Job(ex, mode, length, setting) for ex in examples)
     return jobs
+
+
+def compression_settings(config: EvalConfig) -> list[str]:
+    """``method@ratio`` labels of the run's compression sweep (``[""]`` without one)."""
+    if not config.compress:
+        return [""]
+    ratios = sorted(set(config.ratios))
+    return [f"{m}@{r:g}" for m in config.compress for r in ([0.0] if m == "none" else ratios)]
+
+
+def parse_setting(setting: str) -> tuple[str, float]:
+    """``"snapkv@0.5"`` -> ``("snapkv", 0.5)``."""
+    method, _, ratio = setting.partition("@")
+    return method, float(ratio or 0)
 
 
 def check_run_folder(out: Path, config: EvalConfig) -> None:
@@ -162,34 +189,83 @@ class Evaluator:
             cap = min(cap, self.config.max_length)
         return cap - self.max_new_tokens
 
-    def predict(self, job: Job) -> dict[str, Any]:
-        """Build the prompt of one job, generate greedily, and score the answer."""
-        ex, cfg = job.example, self.config
+    def prepare(self, job: Job) -> Prepared:
+        """Build one job's context and prompt, and cut it to the limit (middle of the context)."""
+        ex = job.example
         built = self.context_for(job)
         prompt = self.task.prompt(self.engine.tokenizer, ex, built.text)
-        ids = self.engine.encode(prompt.text)
+        head = self.engine.encode(prompt.before + prompt.context)
+        tail = self.engine.tokenizer.encode(prompt.after, add_special_tokens=False)
         truncated = 0
         limit = self.max_prompt(job)
-        if len(ids) > limit:
-            ids, truncated = self._truncate(prompt.before, prompt.context, prompt.after, limit)
+        if len(head) + len(tail) > limit:
+            head, truncated = self._truncate(prompt.before, prompt.context, limit - len(tail))
             logger.warning(
                 "%s: prompt of %d tokens exceeds the limit of %d; cut %d context tokens from the "
                 "middle",
                 ex.id,
-                len(ids) + truncated,
+                len(head) + len(tail) + truncated,
                 limit,
                 truncated,
             )
-        gen = self.engine.generate_ids(ids, self.max_new_tokens)
+        return Prepared(job, built, head, tail, truncated)
+
+    def predict(self, job: Job) -> dict[str, Any]:
+        """Build the prompt of one job, generate greedily, and score the answer."""
+        prep = self.prepare(job)
+        gen = self.engine.generate_ids(prep.context_ids + prep.question_ids, self.max_new_tokens)
+        return self.record(prep, gen)
+
+    def predict_compressed(self, jobs: list[Job]) -> list[dict[str, Any]]:
+        """Predictions of jobs sharing one compression setting; one pre-fill per shared context.
+
+        The context part of each prompt (everything up to the question) is pre-filled once with
+        the method active and compressed; the question and answer are decoded on that cache.
+        """
+        from longctx.compress import generate_many, make_method
+
+        method_name, ratio = parse_setting(jobs[0].setting)
+        method = make_method(method_name, ratio=ratio, query_aware=self.config.query_aware)
+        prepared = [self.prepare(job) for job in jobs]
+        groups: dict[tuple[int, ...], list[Prepared]] = {}
+        for prep in prepared:
+            groups.setdefault(tuple(prep.context_ids), []).append(prep)
+        results: dict[int, dict[str, Any]] = {}
+        for context_ids, preps in groups.items():
+            gens = generate_many(
+                self.engine.loaded,
+                list(context_ids),
+                [p.question_ids for p in preps],
+                method,
+                self.max_new_tokens,
+            )
+            for prep, gen in zip(preps, gens, strict=True):
+                record = self.record(prep, gen)
+                record["compress"] = {
+                    "method": method_name,
+                    "ratio": ratio,
+                    "query_aware": self.config.query_aware,
+                    "kv_bytes_kept": gen.kv_bytes_kept,
+                    "kv_bytes_full": gen.kv_bytes_full,
+                    "kv_bytes_attended": gen.kv_bytes_attended,
+                    "kept_per_layer": gen.kept_per_layer,
+                    "prefill_seconds": round(gen.prefill_seconds, 3),
+                }
+                results[id(prep)] = record
+        return [results[id(p)] for p in prepared]
+
+    def record(self, prep: Prepared, gen: Any) -> dict[str, Any]:
+        """The prediction record of one generation."""
+        job, built, ex = prep.job, prep.built, prep.job.example
         answer = self.task.extract(gen.text, ex)
         return {
             "id": ex.id,
-            "task": cfg.task,
+            "task": self.config.task,
             "mode": job.mode,
             "length": job.length,
             "setting": job.setting,
             "prompt_tokens": gen.prompt_tokens,
-            "truncated_tokens": truncated,
+            "truncated_tokens": prep.truncated,
             "depth": built.depth,
             "gold_positions": built.gold_positions,
             "doc_ids": built.doc_ids,
@@ -201,12 +277,11 @@ class Evaluator:
             "seconds": round(gen.seconds, 3),
         }
 
-    def _truncate(self, before: str, context: str, after: str, limit: int) -> tuple[list[int], int]:
+    def _truncate(self, before: str, context: str, limit: int) -> tuple[list[int], int]:
         head = self.engine.encode(before)
-        tail = self.engine.tokenizer.encode(after, add_special_tokens=False)
         ctx = self.engine.tokenizer.encode(context, add_special_tokens=False)
-        keep = max(limit - len(head) - len(tail), 0)
-        return head + truncate_middle(ctx, keep) + tail, len(ctx) - keep
+        keep = max(limit - len(head), 0)
+        return head + truncate_middle(ctx, keep), len(ctx) - keep
 
 
 def _small_meta(ex: Example) -> dict[str, Any]:
@@ -253,12 +328,21 @@ def run_eval(
         loaded = loaded or _load(config.model, on_status)
         pool = distractor_pool(examples) if task.context == "passages" else []
         evaluator = Evaluator(config, task, loaded, pool)
+        if config.compress:
+            from longctx.compress import check_supported
+
+            for method in config.compress:  # fail before any work on unsupported models
+                check_supported(loaded.model, method)
         with JsonlAppender(pred_path) as sink:
-            for job in todo:
-                record = evaluator.predict(job)
-                sink.write(record)
-                if reporter:
-                    reporter.update(record)
+            for batch in _batches(todo):
+                if batch[0].setting:
+                    records = evaluator.predict_compressed(batch)
+                else:
+                    records = [evaluator.predict(job) for job in batch]
+                for record in records:
+                    sink.write(record)
+                    if reporter:
+                        reporter.update(record)
     wanted = {j.key for j in jobs}
     records = [r for r in read_jsonl_tolerant(pred_path) if record_key(r) in wanted]
     metrics = aggregate(records, task=task, model=config.model)
@@ -266,6 +350,22 @@ def run_eval(
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     dump_config(config, out / "config.yaml")
     return metrics
+
+
+def _batches(jobs: list[Job], size: int = 16) -> list[list[Job]]:
+    """Consecutive jobs of one setting, at most ``size`` at a time (one job when uncompressed).
+
+    Compressed jobs are batched so that examples sharing a context share one pre-fill, while
+    predictions are still written every few examples.
+    """
+    batches: list[list[Job]] = []
+    for job in jobs:
+        last = batches[-1] if batches else None
+        if last and job.setting and last[0].setting == job.setting and len(last) < size:
+            last.append(job)
+        else:
+            batches.append([job])
+    return batches
 
 
 def _load(spec: str, on_status) -> LoadedModel:

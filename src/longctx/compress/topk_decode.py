@@ -1,0 +1,268 @@
+"""Top-k attention at decode time over the full cache (RetrievalAttention-style, 2024).
+
+Liu, Chen, Lu, Jiang, Han, Zhang, et al. "RetrievalAttention: Accelerating Long-Context LLM
+Inference via Vector Retrieval." arXiv:2409.10516, 2024 (NeurIPS 2025); Di Liu and Meng Chen are
+co-first authors. The whole KV cache is kept; at each decoding step every query head attends only
+to the ``k`` keys with the largest ``q . k`` (found by exact search or a vector index) plus a
+static set of ``n_sink`` first and ``n_recent`` last positions. The paper's attention-aware ANN
+index is not reproduced: ``use_faiss`` uses off-the-shelf faiss indexes (exact ``flat`` or
+``hnsw``), which the paper reports to need a larger scan on out-of-distribution queries.
+
+Plugged in through transformers' attention interface: importing this module registers the
+attention function ``"longctx_topk"`` (``AttentionInterface``) and its mask function (the
+``sdpa`` one, ``AttentionMaskInterface``); :meth:`TopKDecode.decoding` switches the model to it
+with ``model.set_attn_implementation`` and restores the previous implementation on exit. Model
+code is untouched. Forward passes with more than one query token (pre-fill, a multi-token
+question) fall back to ``sdpa``; only single-token decoding steps use top-k.
+
+Budget: ``k = int(L * (1 - ratio))`` for the current cache length ``L`` (or a fixed ``k``). The
+sinks and the recent window are static; the ``k`` retrieved positions are the best-scoring ones
+outside them, so a step attends to ``min(L, k + n_sink + n_recent)`` positions per query head
+(ratio 0, or ``k >= L``, is exactly full attention). Grouped-query attention: each query head
+selects its own positions among its KV head's keys; the bytes read per step count, per KV head,
+the union of what its query heads selected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import repeat_kv
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+from longctx.compress.base import CompressionMethod
+from longctx.compress.registry import register_method
+
+ATTN_NAME = "longctx_topk"
+TOPK_MODEL_NAMES = (
+    "LlamaForCausalLM",
+    "MistralForCausalLM",
+    "Phi3ForCausalLM",
+    "Qwen2ForCausalLM",
+    "Qwen3ForCausalLM",
+)
+
+
+def _select_exact(scores: torch.Tensor, n_keep: int) -> torch.Tensor:
+    """Sorted indices of the ``n_keep`` best scores: ``(b, kv, g, L) -> (b, kv, g, n_keep)``."""
+    return scores.topk(n_keep, dim=-1).indices.sort(dim=-1).values
+
+
+def _masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Apply an attention mask (boolean keep-mask or additive) to scores or a bias."""
+    if mask is None:
+        return x
+    return x.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else x + mask
+
+
+def _select_faiss(
+    method: TopKDecode, module: Any, key: torch.Tensor, q: torch.Tensor, always: torch.Tensor
+) -> torch.Tensor:
+    """Boolean selection ``(b, kv, g, L)``: the static positions plus the top ``k`` others.
+
+    Args:
+        key: ``(b, kv_heads, L, head_dim)``; keys not yet in the layer's indexes are added.
+        q: ``(b, kv_heads, groups, head_dim)``.
+        always: ``(L,)`` static positions (sinks and recent window).
+    """
+    import numpy as np
+
+    b, n_kv, length, dim = key.shape
+    k = method.budget(length)
+    state = method._indexes.get(module.layer_idx)
+    if state is None or state[1] > length:  # new cache (or a shorter one): rebuild
+        state = ([method._new_index(dim) for _ in range(b * n_kv)], 0)
+    indexes, added = state
+    if added < length:
+        new = key[:, :, added:length].detach().float().cpu().numpy()
+        for i, index in enumerate(indexes):
+            index.add(np.ascontiguousarray(new[i // n_kv, i % n_kv]))
+    method._indexes[module.layer_idx] = (indexes, length)
+    queries = q.detach().float().cpu().numpy()
+    static = always.cpu()
+    n_search = min(length, k + int(static.sum()))
+    selected = torch.zeros(*q.shape[:3], length, dtype=torch.bool)
+    for i, index in enumerate(indexes):
+        _, found = index.search(np.ascontiguousarray(queries[i // n_kv, i % n_kv]), n_search)
+        found = torch.from_numpy(found)  # (groups, n_search), best first, -1 when missing
+        valid = (found >= 0) & ~static[found.clamp(min=0)]
+        keep = valid & (valid.cumsum(dim=1) <= k)  # the first k non-static hits
+        rows = torch.arange(found.shape[0]).unsqueeze(1).expand_as(found)
+        selected[i // n_kv, i % n_kv][rows[keep], found[keep]] = True
+    return selected.to(key.device) | always
+
+
+def topk_attention(
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """Attention of one query token to its top-k keys (an ``AttentionInterface`` function).
+
+    Args:
+        module: The attention layer; its ``_longctx_topk`` attribute (a :class:`TopKDecode`) holds
+            the budget. Without it, or when ``q_len > 1``, this is plain ``sdpa``.
+        query: ``(b, heads, q_len, head_dim)``, after RoPE.
+        key: ``(b, kv_heads, L, head_dim)``, the whole cache after RoPE.
+        value: ``(b, kv_heads, L, head_dim)``.
+        attention_mask: ``None`` or a mask broadcastable to ``(b, heads, q_len, L)`` (boolean,
+            True = attend, or additive).
+        dropout: Dropout probability (0 at inference).
+        scaling: Softmax scale (default ``head_dim ** -0.5``).
+
+    Returns:
+        ``(output, None)`` with ``output`` of shape ``(b, q_len, heads, head_dim)``.
+    """
+    method: TopKDecode | None = getattr(module, "_longctx_topk", None)
+    if method is None or query.shape[2] != 1:
+        return ALL_ATTENTION_FUNCTIONS["sdpa"](
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    b, n_heads, _, dim = query.shape
+    n_kv, length = key.shape[1], key.shape[2]
+    groups = n_heads // n_kv
+    budget = method.budget(length)
+    n_keep = min(length, budget + method.n_sink + method.n_recent)
+    if n_keep >= length:  # everything selected: exactly full attention
+        method._record(module, length * n_kv, key)
+        return ALL_ATTENTION_FUNCTIONS["sdpa"](
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    q = query.reshape(b, n_kv, groups, dim)
+    mask = None
+    if attention_mask is not None:
+        mask = attention_mask.expand(b, n_heads, 1, length).reshape(b, n_kv, groups, length)
+    always = torch.zeros(length, dtype=torch.bool, device=key.device)
+    always[: method.n_sink] = True
+    if method.n_recent:
+        always[length - method.n_recent :] = True
+    if method.use_faiss:
+        selected = _select_faiss(method, module, key, q, always)
+        method._record(module, int(selected.any(dim=2).sum()) // b, key)
+        bias = torch.zeros(selected.shape, dtype=query.dtype, device=query.device)
+        bias = _masked(bias.masked_fill(~selected, float("-inf")), mask)
+        out = F.scaled_dot_product_attention(
+            query,
+            repeat_kv(key, groups),
+            repeat_kv(value, groups),
+            attn_mask=bias.view(b, n_heads, 1, length),
+            scale=scaling,
+        )
+        return out.transpose(1, 2).contiguous(), None
+    scores = _masked(torch.einsum("bkgd,bkld->bkgl", q, key).float(), mask)
+    scores = scores.masked_fill(always, float("inf"))
+    idx = _select_exact(scores, n_keep)  # (b, kv, g, n_keep)
+    union = torch.zeros(b, n_kv, length, dtype=torch.bool, device=key.device)
+    union.scatter_(2, idx.reshape(b, n_kv, -1), True)
+    method._record(module, int(union.sum()) // b, key)
+    flat = idx.reshape(b, n_kv, groups * n_keep, 1).expand(-1, -1, -1, dim)
+    k_sel = key.gather(2, flat).view(b, n_heads, n_keep, dim)
+    v_sel = value.gather(2, flat).view(b, n_heads, n_keep, dim)
+    sel_mask = None
+    if mask is not None:
+        sel_mask = mask.gather(-1, idx).view(b, n_heads, 1, n_keep)
+    out = F.scaled_dot_product_attention(query, k_sel, v_sel, attn_mask=sel_mask, scale=scaling)
+    return out.transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(ATTN_NAME, topk_attention)
+AttentionMaskInterface.register(ATTN_NAME, sdpa_mask)
+
+
+@register_method("topk_decode")
+@dataclass
+class TopKDecode(CompressionMethod):
+    """Full cache, top-k attention while decoding.
+
+    Attributes:
+        ratio: Budget as a fraction removed: ``k = int(L * (1 - ratio))``; ignored when ``k`` is
+            set. Nothing is evicted, so the kept bytes equal the full cache.
+        k: Fixed number of retrieved keys per query head and step.
+        n_sink: First positions always attended.
+        n_recent: Last positions always attended (the current token is the last one).
+        use_faiss: Retrieve with a faiss index per (layer, KV head) instead of exact top-k. The
+            index grows by the new keys at each step; attention then runs over the full cache
+            with the unselected positions masked out.
+        faiss_index: ``"flat"`` (exact inner product) or ``"hnsw"`` (approximate).
+        hnsw_m: Neighbours per node of the HNSW graph.
+    """
+
+    k: int | None = None
+    n_sink: int = 4
+    n_recent: int = 64
+    use_faiss: bool = False
+    faiss_index: str = "flat"
+    hnsw_m: int = 32
+    _indexes: dict[int, Any] = field(default_factory=dict, init=False, repr=False)
+    _entries: int = field(default=0, init=False, repr=False)
+    _steps: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.faiss_index not in ("flat", "hnsw"):
+            raise ValueError(f"faiss_index must be 'flat' or 'hnsw', got {self.faiss_index!r}")
+        if min(self.n_sink, self.n_recent, 1 if self.k is None else self.k) < 0:
+            raise ValueError("k, n_sink and n_recent must be non-negative")
+
+    def supported_models(self) -> tuple[type, ...] | None:
+        """Decoder-only models using the attention interface with RoPE'd cached keys."""
+        import transformers
+
+        return tuple(getattr(transformers, name) for name in TOPK_MODEL_NAMES)
+
+    def budget(self, length: int) -> int:
+        """Retrieved keys per query head for a cache of ``length`` positions (at least 1)."""
+        k = self.k if self.k is not None else int(length * (1 - self.ratio))
+        return max(1, min(k, length))
+
+    def _new_index(self, dim: int) -> Any:
+        import faiss
+
+        if self.faiss_index == "hnsw":
+            index = faiss.IndexHNSWFlat(dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efSearch = max(64, 2 * (self.k or 32))
+            return index
+        return faiss.IndexFlatIP(dim)
+
+    def _record(self, module: Any, entries: int, key: torch.Tensor) -> None:
+        """Count the (KV head, position) ``entries`` one layer attends to at one step."""
+        self._entries += 2 * entries * key.shape[-1] * key.element_size()
+        if module.layer_idx == 0:
+            self._steps += 1
+
+    @contextmanager
+    def decoding(self, model: Any) -> Iterator[None]:
+        """Switch the model to ``longctx_topk`` attention; restore it on exit."""
+        previous = model.config._attn_implementation
+        modules = [m for name, m in model.named_modules() if name.endswith("self_attn")]
+        self._indexes, self._entries, self._steps = {}, 0, 0
+        for module in modules:
+            module._longctx_topk = self
+        model.set_attn_implementation(ATTN_NAME)
+        try:
+            yield
+        finally:
+            model.set_attn_implementation(previous)
+            for module in modules:
+                del module._longctx_topk
+            self._indexes = {}
+
+    def attended_bytes(self) -> int | None:
+        """Mean key and value bytes attended per single-token step, summed over layers.
+
+        ``None`` when no single-token step ran (e.g. ``max_new_tokens=1``: the first answer token
+        comes from the question's multi-token forward pass, which uses full attention).
+        """
+        return None if self._steps == 0 else self._entries // self._steps
