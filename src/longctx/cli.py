@@ -241,6 +241,38 @@ def merge_cmd(
     console.print(f"merged {len(run_dirs)} shards into {out}")
 
 
+@app.command("compare")
+def compare_cmd(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run folders of compression sweeps.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Write compare.json and compare.md here.")
+    ] = None,
+) -> None:
+    """Per-task scores and relative drop (%) of each compression method/ratio against none."""
+    from longctx.eval.compare import compare_runs
+
+    result = compare_runs(run_dirs, out)
+    table = Table(title="robustness to KV-cache compression (relative drop vs. uncompressed)")
+    for col in ("model", "task", "length", "setting", "score %", "reference %", "drop %"):
+        table.add_column(col)
+    for r in result["rows"]:
+        ref = "—" if r["reference"] is None else f"{100 * r['reference']:.1f}"
+        drop = "—" if r["drop_pct"] is None else f"{r['drop_pct']:+.1f}"
+        table.add_row(
+            r["model"],
+            r["task"],
+            str(r["length"]),
+            r["setting"],
+            f"{100 * r['score']:.1f}",
+            ref,
+            drop,
+        )
+    for a in result["average"]:
+        drop = "—" if a["drop_pct"] is None else f"{a['drop_pct']:+.1f}"
+        table.add_row(a["model"], "average", "", a["setting"], "", "", drop)
+    Console().print(table)
+
+
 @app.command("tasks")
 def tasks_cmd() -> None:
     """List the registered tasks with their metric, domain and context style."""
