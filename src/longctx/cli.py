@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Build and inspect data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+analyze_app = typer.Typer(help="Analyse model behaviour on evaluation runs.", no_args_is_help=True)
+app.add_typer(analyze_app, name="analyze")
 console = Console(stderr=True)
 
 
@@ -271,6 +273,77 @@ def compare_cmd(
         drop = "—" if a["drop_pct"] is None else f"{a['drop_pct']:+.1f}"
         table.add_row(a["model"], "average", "", a["setting"], "", "", drop)
     Console().print(table)
+
+
+@app.command("report")
+def report_cmd(
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(help="Run folders (config.yaml, predictions.jsonl, metrics.json)."),
+    ],
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("runs/report"),
+    base: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--base", help="VARIANT=BASE: base model of a fine-tuned variant (label or spec)."
+        ),
+    ] = None,
+) -> None:
+    """Tables, plots, report.md and a self-contained report.html over evaluation run folders."""
+    _setup()
+    from longctx.report import parse_base_pairs, write_report
+
+    path = write_report(run_dirs, out, base=parse_base_pairs(base or []))
+    console.print(f"report: {path}\nmarkdown: {out / 'report.md'}")
+
+
+@analyze_app.command("attention")
+def analyze_attention_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder of `longctx eval`.")],
+    layers: Annotated[str, typer.Option(help="Layers a:b (a..b-1), or all.")] = "all",
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default RUN_DIR/attention).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model spec (default: the run's).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N predictions.")] = None,
+    metric: Annotated[str, typer.Option(help="Score taken as correctness.")] = "subem",
+) -> None:
+    """Rank each prediction's documents by attention: NDCG@10 vs gold, Pearson with correctness."""
+    _setup()
+    import yaml
+
+    from longctx.analysis.attention import analyze_attention
+    from longctx.models.loader import load_model
+
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run_dir}: missing config.yaml (not a run folder?)")
+    spec = model or yaml.safe_load((run_dir / "config.yaml").read_text())["model"]
+    loaded = load_model(spec, on_status=console.print)
+    with _progress() as progress:
+        bar = progress.add_task("attention", total=None, score="")
+        result = analyze_attention(
+            loaded,
+            run_dir,
+            layers=layers,
+            out=out or run_dir / "attention",
+            limit=limit,
+            metric=metric,
+            on_progress=lambda done, total: progress.update(bar, completed=done, total=total),
+        )
+    summary = result["summary"]
+    table = Table(title=f"attention over documents · {spec} · {summary['n_analyzed']} predictions")
+    for col in ("layers", "mean NDCG@10", "Pearson r (NDCG@10, correct)", "p"):
+        table.add_column(col)
+    for name, row in summary["ranges"].items():
+        cells = (row["mean_ndcg@10"], row["pearson_r"], row["pearson_p"])
+        table.add_row(name, *("—" if v is None else f"{v:.3f}" for v in cells))
+    Console().print(table)
+    for name, row in summary["ranges"].items():
+        for note in row["notes"]:
+            console.print(f"{name}: {note}")
+    for reason, n in summary["skipped"].items():
+        console.print(f"skipped {n}: {reason}")
+    console.print(f"analysis: {result['output']}")
 
 
 @app.command("tasks")
