@@ -212,3 +212,53 @@ def test_compression_on_unsupported_model_fails_before_any_work(tmp_path, tokeni
         run_eval(cfg, loaded=loaded)
     path = tmp_path / "run" / "predictions.jsonl"
     assert not path.exists() or path.read_text() == ""
+
+
+def test_rag_mode_fits_budget_records_retrieval_and_reuses_indexes(tmp_path, tiny_loaded):
+    import warnings
+
+    cfg = _config(
+        tmp_path,
+        modes=["full", "rag"],
+        lengths=[768],
+        budgets=[384],
+        synthetic_n=3,
+        retrievers=["bm25"],
+    )
+    run_eval(cfg, loaded=tiny_loaded)
+    preds = _read(tmp_path / "run" / "predictions.jsonl")
+    rag = [p for p in preds if p["mode"] == "rag"]
+    full = {p["id"]: p for p in preds if p["mode"] == "full"}
+    assert len(rag) == 3 and all(p["setting"] == "bm25" for p in rag)
+    for p in rag:
+        assert p["prompt_tokens"] <= 384
+        assert p["retrieved_ids"] == p["doc_ids"] and p["doc_ids"]
+        # RAG ranks the documents the long-context model reads at the largest length
+        assert set(p["doc_ids"]) <= set(full[p["id"]]["doc_ids"])
+    # synthetic questions name their subject: BM25 finds the (first) gold document
+    assert sum(bool(p["gold_positions"]) for p in rag) >= 2
+    assert len(list((tmp_path / "run" / "indexes" / "bm25").iterdir())) == 3
+    (tmp_path / "run" / "predictions.jsonl").write_text("")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a rebuilt index would warn
+        run_eval(cfg, loaded=tiny_loaded)
+    again = [p for p in _read(tmp_path / "run" / "predictions.jsonl") if p["mode"] == "rag"]
+    assert [p["doc_ids"] for p in again] == [p["doc_ids"] for p in rag]
+
+
+def test_rag_over_chunks_of_a_long_document(tmp_path, tiny_loaded):
+    data = shared_path("longbench_v2")
+    cfg = EvalConfig(
+        task="longbench_v2",
+        data=str(data),
+        modes=["rag"],
+        budgets=[1536],
+        chunk_tokens=256,
+        limit=1,
+        max_new_tokens=3,
+        out=str(tmp_path / "lb"),
+    )
+    run_eval(cfg, loaded=tiny_loaded)
+    (p,) = _read(tmp_path / "lb" / "predictions.jsonl")
+    assert p["prompt_tokens"] <= 1536
+    assert all(i.startswith("context#") for i in p["doc_ids"]) and len(p["doc_ids"]) >= 3

@@ -144,6 +144,13 @@ def eval_cmd(
     shard: Annotated[
         str | None, typer.Option(help="i/n: every n-th example from the i-th.")
     ] = None,
+    retriever: Annotated[
+        str | None, typer.Option(help="RAG retrievers (mode rag): bm25, dense, hybrid.")
+    ] = None,
+    budget: Annotated[str | None, typer.Option(help="RAG prompt budgets, e.g. 4k,8k.")] = None,
+    chunk_tokens: Annotated[
+        int | None, typer.Option(help="RAG chunk size for long documents.")
+    ] = None,
     compress: Annotated[
         str | None, typer.Option(help="KV compression methods to sweep, e.g. snapkv,knorm.")
     ] = None,
@@ -178,6 +185,9 @@ def eval_cmd(
         max_length=max_length,
         fill=fill,
         shard=shard,
+        retrievers=retriever,
+        budgets=budget,
+        chunk_tokens=chunk_tokens,
         compress=compress,
         ratios=ratios,
         query_aware=query_aware,
@@ -344,6 +354,52 @@ def analyze_attention_cmd(
     for reason, n in summary["skipped"].items():
         console.print(f"skipped {n}: {reason}")
     console.print(f"analysis: {result['output']}")
+
+
+@app.command("retrieve-eval")
+def retrieve_eval_cmd(
+    task: Annotated[str, typer.Argument(help="Task whose examples mark gold documents.")],
+    data: Annotated[str | None, typer.Option(help="Input file or folder.")] = None,
+    retriever: Annotated[str, typer.Option(help="Retrievers to compare.")] = "bm25,dense,hybrid",
+    k: Annotated[str, typer.Option(help="Cut-offs for recall@k.")] = "1,5,10",
+    limit: Annotated[int | None, typer.Option(help="Only the first N examples.")] = None,
+    corpus: Annotated[
+        bool, typer.Option("--corpus/--per-example", help="One corpus of all documents.")
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="Write retrieval.json here.")] = None,
+) -> None:
+    """Recall@k and NDCG@10 of gold documents for each retriever (HotpotQA, NQ, synthetic)."""
+    _setup()
+    import json
+
+    from longctx.eval.tasks import get_task
+    from longctx.retrieval.quality import evaluate_retrievers
+
+    examples = (
+        get_task(task).load(data) if data or task != "synthetic" else get_task(task).load(None)
+    )
+    examples = [ex for ex in examples[:limit] if ex.gold_documents]
+    names = tuple(n.strip() for n in retriever.split(",") if n.strip())
+    ks = tuple(int(x) for x in k.split(","))
+    with _progress() as progress:
+        bar = progress.add_task("retrieval", total=len(examples) * len(names), score="")
+        result = evaluate_retrievers(
+            examples,
+            names=names,
+            ks=ks,
+            corpus=corpus,
+            on_progress=lambda done, total: progress.update(bar, completed=done, total=total),
+        )
+    table = Table(title=f"retrieval of gold documents · {task} · {len(examples)} questions")
+    cols = [f"recall@{x}" for x in ks] + ["ndcg@10"]
+    for col in ("retriever", *cols):
+        table.add_column(col)
+    for name, row in result.items():
+        table.add_row(name, *(f"{100 * row[c]:.1f}" for c in cols))
+    Console().print(table)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "retrieval.json").write_text(json.dumps(result, indent=2))
 
 
 @app.command("tasks")

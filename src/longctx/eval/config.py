@@ -30,7 +30,8 @@ class EvalConfig(BaseModel):
         format: Reader name (default: the task's own reader).
         model: Model spec (``embedded``, a folder, a ``.gguf`` file or a hub id).
         lengths: Prompt lengths in tokens for ``full`` mode (``"1k"`` style strings accepted).
-        modes: Any of ``full`` (all documents up to the length), ``gold``, ``none``.
+        modes: Any of ``full`` (all documents up to the length), ``gold``, ``none``, ``rag``
+            (documents a retriever ranks best, up to each budget).
         limit: Evaluate only the first N examples.
         depth: Gold depth in 0..1; ``None`` shuffles documents with ``seed``.
         seed: Seed for document order and synthetic data.
@@ -39,6 +40,9 @@ class EvalConfig(BaseModel):
             (default: the model's window). For ``document`` tasks this is the evaluated length.
         fill: ``tokens`` fills passage contexts to each length; ``helmet`` uses HELMET's fixed
             passage count per length (the length still bounds the context).
+        retrievers: Retrievers of ``rag`` mode.
+        budgets: Prompt lengths of ``rag`` mode (default: ``lengths``).
+        chunk_tokens: Chunk size when ``rag`` mode splits long documents (LongRAG-style).
         compress: KV-cache compression methods to sweep in ``full`` mode (see ``longctx.compress``).
         ratios: Compression ratios of the sweep (fraction of the cache removed).
         query_aware: Include the question in the compressed pre-fill.
@@ -54,13 +58,16 @@ class EvalConfig(BaseModel):
     format: str | None = None
     model: str = "embedded"
     lengths: list[int] = [1024]
-    modes: list[Literal["full", "gold", "none"]] = ["full"]
+    modes: list[Literal["full", "gold", "none", "rag"]] = ["full"]
     limit: int | None = None
     depth: float | None = None
     seed: int = 0
     max_new_tokens: int | None = None
     max_length: int | None = None
     fill: Literal["tokens", "helmet"] = "tokens"
+    retrievers: list[Literal["bm25", "dense", "hybrid"]] = ["bm25"]
+    budgets: list[int] = []
+    chunk_tokens: int = 2048
     compress: list[str] = []
     ratios: list[float] = [0.0]
     query_aware: bool = False
@@ -68,7 +75,7 @@ class EvalConfig(BaseModel):
     out: str = "runs/eval"
     synthetic_n: int = 50
 
-    @field_validator("lengths", mode="before")
+    @field_validator("lengths", "budgets", mode="before")
     @classmethod
     def _parse_lengths(cls, value: object) -> object:
         if isinstance(value, str):
@@ -82,7 +89,7 @@ class EvalConfig(BaseModel):
     def _parse_max_length(cls, value: object) -> object:
         return parse_length(value) if isinstance(value, str) else value
 
-    @field_validator("compress", "ratios", mode="before")
+    @field_validator("compress", "ratios", "retrievers", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):

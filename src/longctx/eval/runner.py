@@ -7,11 +7,12 @@ into the same folder skips the predictions already there.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -60,6 +61,11 @@ class Job:
     def key(self) -> tuple[str, str, int, str]:
         return (self.example.id, self.mode, self.length, self.setting)
 
+    @property
+    def compressed(self) -> bool:
+        """Whether the job runs on a compressed KV cache (setting ``method@ratio``)."""
+        return self.mode == "full" and bool(self.setting)
+
 
 @dataclass
 class Prepared:
@@ -104,6 +110,9 @@ def plan_jobs(examples: Iterable[Example], config: EvalConfig, task: Task) -> li
         else:
             lengths = sorted(set(config.lengths)) if mode == "full" else [0]
         settings = compression_settings(config) if mode == "full" else [""]
+        if mode == "rag":
+            lengths = sorted(set(config.budgets or config.lengths))
+            settings = list(config.retrievers)
         for length in lengths:
             for setting in settings:
                 jobs.extend(Job(ex, mode, length, setting) for ex in examples)
@@ -154,33 +163,67 @@ class Evaluator:
 
     def context_for(self, job: Job) -> BuiltContext:
         """The documents of one job's prompt, filled to its length for passage tasks."""
-        ex, cfg, tok = job.example, self.config, self.engine.tokenizer
+        ex, cfg = job.example, self.config
+        if job.mode == "rag":
+            return self.fit(job, lambda budget: self.rag_context(job, budget))
         if self.task.context == "document":
             return self.task.document_context(ex, job.mode)
         if job.mode != "full":
             return build_context(ex, job.mode, depth=cfg.depth, seed=cfg.seed)
-        shell = self.task.prompt(tok, ex, "[DOC 1]")
+        return self.fit(job, lambda budget: self.full_context(ex, budget, job.length))
+
+    def full_context(self, ex: Example, budget: int, length: int) -> BuiltContext:
+        cfg = self.config
+        return build_context(
+            ex, "full", self.counter, budget, cfg.depth, cfg.seed, self.pool, self.max_docs(length)
+        )
+
+    def rag_context(self, job: Job, budget: int) -> BuiltContext:
+        """Rank the documents the long-context model would read (at the largest length) or the
+        chunks of a long document, and keep the best ones within ``budget`` tokens."""
+        from longctx.retrieval.rag import build_rag_context
+
+        ex, cfg = job.example, self.config
+        chunk = None
+        if self.task.context == "document":
+            candidates, chunk = ex, cfg.chunk_tokens
+        else:
+            longest = max(cfg.lengths)
+            docs = self.full_context(ex, self.context_budget(ex, longest), longest).documents
+            candidates = replace(ex, documents=docs)
+        key = hashlib.sha1(f"{ex.id}:{chunk}".encode()).hexdigest()[:16]
+        index_dir = Path(cfg.out) / "indexes" / job.setting / key
+        return build_rag_context(
+            candidates, job.setting, budget, self.counter, chunk, index_dir=index_dir
+        )
+
+    def context_budget(self, ex: Example, length: int) -> int:
+        """Tokens left for the context in a prompt of ``length`` tokens."""
+        shell = self.task.prompt(self.engine.tokenizer, ex, "[DOC 1]")
         overhead = self.counter.count(shell.before + shell.after, cache=False) + 2
-        budget = job.length - overhead
-        if budget <= 0:
+        if length - overhead <= 0:
             raise ValueError(
-                f"length {job.length} is too short for the prompt itself ({overhead} tokens)"
+                f"length {length} is too short for the prompt itself ({overhead} tokens)"
             )
+        return length - overhead
+
+    def fit(self, job: Job, build) -> BuiltContext:
+        """Build a context whose whole prompt stays within the job's length."""
+        ex, tok = job.example, self.engine.tokenizer
+        budget = self.context_budget(ex, job.length)
         for _ in range(3):
-            built = build_context(
-                ex, "full", self.counter, budget, cfg.depth, cfg.seed, self.pool, self.max_docs(job)
-            )
+            built = build(budget)
             n = self.counter.count(self.task.prompt(tok, ex, built.text).text, cache=False)
             if n <= job.length:
                 break
             budget -= n - job.length  # tokens merge differently at the joins
         return built
 
-    def max_docs(self, job: Job) -> int | None:
-        """HELMET's passage count for the job's length with ``fill=helmet``, else no limit."""
+    def max_docs(self, length: int) -> int | None:
+        """HELMET's passage count for a length with ``fill=helmet``, else no limit."""
         from longctx.eval.tasks.qa import helmet_passages
 
-        return helmet_passages(job.length) if self.config.fill == "helmet" else None
+        return helmet_passages(length) if self.config.fill == "helmet" else None
 
     def max_prompt(self, job: Job) -> int:
         """Largest prompt this job may have: the window (and max length) minus generation."""
@@ -269,6 +312,7 @@ class Evaluator:
             "depth": built.depth,
             "gold_positions": built.gold_positions,
             "doc_ids": built.doc_ids,
+            "retrieved_ids": getattr(built, "retrieved_ids", None),
             "output": gen.text,
             "answer": answer,
             "answers": ex.answers,
@@ -335,7 +379,7 @@ def run_eval(
                 check_supported(loaded.model, method)
         with JsonlAppender(pred_path) as sink:
             for batch in _batches(todo):
-                if batch[0].setting:
+                if batch[0].compressed:
                     records = evaluator.predict_compressed(batch)
                 else:
                     records = [evaluator.predict(job) for job in batch]
@@ -361,7 +405,8 @@ def _batches(jobs: list[Job], size: int = 16) -> list[list[Job]]:
     batches: list[list[Job]] = []
     for job in jobs:
         last = batches[-1] if batches else None
-        if last and job.setting and last[0].setting == job.setting and len(last) < size:
+        same = last and last[0].compressed and last[0].setting == job.setting
+        if job.compressed and same and len(last) < size:
             last.append(job)
         else:
             batches.append([job])

@@ -133,6 +133,14 @@ class Retriever(ABC):
     def _search_batch(self, queries: list[str], k: int) -> list[list[tuple[int, float]]]:
         return [self._search(q, k) for q in queries]
 
+    def prepare(self, texts: Sequence[str]) -> None:
+        """Precompute, in one batch, what later ``index``/``search`` calls on these texts need.
+
+        A no-op by default; the dense retriever embeds them into its process-wide cache, which
+        makes many small per-example indexes as fast as one large one.
+        """
+        del texts  # nothing to precompute
+
     # -- public API -----------------------------------------------------------------------------
 
     def index(self, texts: Sequence[str]) -> None:
@@ -176,8 +184,14 @@ class Retriever(ABC):
             for p in sorted(folder.rglob("*"))
             if p.is_file() and p != folder / META_FILE
         }
-        meta = {"format": FORMAT_VERSION, "retriever": self.name, "params": self.params(),
-                "size": self.size, "corpus_hash": self.corpus_hash, "files": files}
+        meta = {
+            "format": FORMAT_VERSION,
+            "retriever": self.name,
+            "params": self.params(),
+            "size": self.size,
+            "corpus_hash": self.corpus_hash,
+            "files": files,
+        }
         (folder / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         return folder
 
@@ -201,7 +215,10 @@ class Retriever(ABC):
                 raise IndexCorruptError(f"{folder}: index file {rel} is missing")
             if file_sha256(path) != digest:
                 raise IndexCorruptError(f"{folder}: index file {rel} does not match its checksum")
-        retriever = target(**meta["params"])
+        try:
+            retriever = target(**meta["params"])
+        except (TypeError, ValueError) as err:
+            raise IndexCorruptError(f"{folder}: bad parameters in {META_FILE} ({err})") from err
         retriever.size = int(meta["size"])
         retriever.corpus_hash = str(meta["corpus_hash"])
         if retriever.size:

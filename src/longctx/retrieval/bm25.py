@@ -9,6 +9,7 @@ installed, else NLTK's Porter stemmer (pure Python, no data files), else no stem
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
@@ -43,8 +44,9 @@ def resolve_stemmer(stemmer: str | None) -> str:
     return stemmer
 
 
+@functools.cache
 def _stemmer_fn(name: str) -> Callable[[list[str]], list[str]] | None:
-    """A function stemming a list of words, for ``bm25s.tokenize``."""
+    """A function stemming a list of words, for ``bm25s.tokenize`` (one per process)."""
     if name == "pystemmer":
         import Stemmer
 
@@ -52,7 +54,8 @@ def _stemmer_fn(name: str) -> Callable[[list[str]], list[str]] | None:
     if name == "porter":
         from nltk.stem.porter import PorterStemmer
 
-        stem = PorterStemmer().stem
+        # Pure-Python Porter is slow; words repeat across corpora, so memoise (bounded).
+        stem = functools.lru_cache(maxsize=1 << 18)(PorterStemmer().stem)
         return lambda words: [stem(w) for w in words]
     return None
 
@@ -71,8 +74,9 @@ class BM25Retriever(Retriever):
 
     name = "bm25"
 
-    def __init__(self, k1: float = 1.5, b: float = 0.75, method: str = "lucene",
-                 stemmer: str | None = "auto") -> None:
+    def __init__(
+        self, k1: float = 1.5, b: float = 0.75, method: str = "lucene", stemmer: str | None = "auto"
+    ) -> None:
         super().__init__()
         self.k1, self.b, self.method = float(k1), float(b), method
         self.stemmer = resolve_stemmer(stemmer)
@@ -86,8 +90,9 @@ class BM25Retriever(Retriever):
         """Tokens of each text (lower-cased, stopwords removed, stemmed)."""
         import bm25s
 
-        return bm25s.tokenize(texts, stopwords="en", stemmer=self._stem, return_ids=False,
-                              show_progress=False)
+        return bm25s.tokenize(
+            texts, stopwords="en", stemmer=self._stem, return_ids=False, show_progress=False
+        )
 
     def _index(self, texts: list[str]) -> None:
         import bm25s

@@ -29,7 +29,7 @@ def split_sentences(text: str) -> list[str]:
     pieces, start = [], 0
     for match in _SENTENCE_END.finditer(text):
         if match.end() > start:
-            pieces.append(text[start:match.end()])
+            pieces.append(text[start : match.end()])
             start = match.end()
     if start < len(text):
         pieces.append(text[start:])
@@ -39,7 +39,7 @@ def split_sentences(text: str) -> list[str]:
 def _split_words(text: str) -> list[str]:
     """Words of ``text`` with their leading whitespace (trailing whitespace joins the last)."""
     words = _WORD.findall(text)
-    tail = text[sum(len(w) for w in words):]
+    tail = text[sum(len(w) for w in words) :]
     if not words:
         return [text] if text else []
     words[-1] += tail
@@ -95,8 +95,9 @@ def _units(text: str, max_tokens: int, tokenizer: Any) -> tuple[list[str], list[
             units.append(sentence)
             continue
         for word in _split_words(sentence):
-            units.extend([word] if count(word) <= max_tokens
-                         else _split_chars(word, max_tokens, count))
+            units.extend(
+                [word] if count(word) <= max_tokens else _split_chars(word, max_tokens, count)
+            )
     return units, _count_many(tokenizer, units)
 
 
@@ -154,11 +155,12 @@ def split_passages(text: str, words: int = 100) -> list[str]:
     if words < 1:
         raise ValueError(f"words must be >= 1, got {words}")
     tokens = text.split()
-    return [" ".join(tokens[i:i + words]) for i in range(0, len(tokens), words)]
+    return [" ".join(tokens[i : i + words]) for i in range(0, len(tokens), words)]
 
 
-def chunk_documents(docs: Sequence[Document], tokenizer: Any,
-                    max_tokens: int = 2048) -> list[Document]:
+def chunk_documents(
+    docs: Sequence[Document], tokenizer: Any, max_tokens: int = 2048
+) -> list[Document]:
     """Chunk each document with :func:`chunk_by_tokens`.
 
     Chunk ``k`` (from 0) of document ``d`` gets id ``f"{d.id}#{k}"``, ``d``'s title and gold flag.
@@ -167,6 +169,8 @@ def chunk_documents(docs: Sequence[Document], tokenizer: Any,
     out: list[Document] = []
     for doc in docs:
         chunks = chunk_by_tokens(doc.text, tokenizer, max_tokens) or [doc.text]
-        out.extend(Document(id=f"{doc.id}#{k}", title=doc.title, text=chunk, is_gold=doc.is_gold)
-                   for k, chunk in enumerate(chunks))
+        out.extend(
+            Document(id=f"{doc.id}#{k}", title=doc.title, text=chunk, is_gold=doc.is_gold)
+            for k, chunk in enumerate(chunks)
+        )
     return out

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,16 +66,21 @@ def load_encoder(model: str | None = None, device: str | None = None) -> Any:
     return _MODELS[path]
 
 
-def embed(texts: list[str], model: str | None = None, batch_size: int = 64,
-          device: str | None = None) -> np.ndarray:
+def embed(
+    texts: list[str], model: str | None = None, batch_size: int = 64, device: str | None = None
+) -> np.ndarray:
     """L2-normalised float32 embeddings, one row per text (cached per model and text)."""
     path = model or default_model()
     cache = _EMBEDDINGS.setdefault(path, OrderedDict())
     missing = list(dict.fromkeys(t for t in texts if t not in cache))
     if missing:
         vectors = load_encoder(path, device).encode(
-            missing, batch_size=batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False)
+            missing,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         for text, vector in zip(missing, np.asarray(vectors, dtype=np.float32), strict=True):
             cache[text] = vector
     rows = []
@@ -101,8 +107,9 @@ class DenseRetriever(Retriever):
 
     name = "dense"
 
-    def __init__(self, model: str | None = None, batch_size: int = 64,
-                 device: str | None = None) -> None:
+    def __init__(
+        self, model: str | None = None, batch_size: int = 64, device: str | None = None
+    ) -> None:
         super().__init__()
         self.model = str(model) if model is not None else None
         self.batch_size = batch_size
@@ -115,6 +122,10 @@ class DenseRetriever(Retriever):
     def embed(self, texts: list[str]) -> np.ndarray:
         """Normalised embeddings of ``texts`` with this retriever's encoder."""
         return embed(texts, self.model, self.batch_size, self.device)
+
+    def prepare(self, texts: Sequence[str]) -> None:
+        """Embed ``texts`` into the cache in one batched call (sorted by length there)."""
+        self.embed(list(dict.fromkeys(texts))[:_CACHE_SIZE])
 
     def _index(self, texts: list[str]) -> None:
         import faiss
@@ -151,5 +162,6 @@ class DenseRetriever(Retriever):
 
         self._index_obj = faiss.read_index(str(folder / _INDEX_FILE))
         if self._index_obj.ntotal != self.size:
-            raise ValueError(f"index holds {self._index_obj.ntotal} vectors, "
-                             f"meta.json says {self.size}")
+            raise ValueError(
+                f"index holds {self._index_obj.ntotal} vectors, meta.json says {self.size}"
+            )

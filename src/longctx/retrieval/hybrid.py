@@ -19,8 +19,9 @@ from longctx.retrieval.dense import DenseRetriever
 RRF_K = 60
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]],
-                           k: int = RRF_K) -> list[tuple[int, float]]:
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[int]], k: int = RRF_K
+) -> list[tuple[int, float]]:
     """Fuse rankings (lists of ids, best first) into ``(id, score)`` pairs, best first.
 
     Ties are broken by the lower id, so the result is deterministic.
@@ -52,9 +53,15 @@ class HybridRetriever(Retriever):
 
     name = "hybrid"
 
-    def __init__(self, model: str | None = None, stemmer: str | None = "auto",
-                 rrf_k: int = RRF_K, depth: int | None = 1000, batch_size: int = 64,
-                 device: str | None = None) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        stemmer: str | None = "auto",
+        rrf_k: int = RRF_K,
+        depth: int | None = 1000,
+        batch_size: int = 64,
+        device: str | None = None,
+    ) -> None:
         super().__init__()
         self.rrf_k = int(rrf_k)
         self.depth = depth
@@ -62,8 +69,15 @@ class HybridRetriever(Retriever):
         self.dense = DenseRetriever(model=model, batch_size=batch_size, device=device)
 
     def params(self) -> dict[str, Any]:
-        return {"model": self.dense.model, "stemmer": self.bm25.stemmer, "rrf_k": self.rrf_k,
-                "depth": self.depth}
+        return {
+            "model": self.dense.model,
+            "stemmer": self.bm25.stemmer,
+            "rrf_k": self.rrf_k,
+            "depth": self.depth,
+        }
+
+    def prepare(self, texts: Sequence[str]) -> None:
+        self.dense.prepare(texts)
 
     def _index(self, texts: list[str]) -> None:
         self.bm25.index(texts)
@@ -72,8 +86,9 @@ class HybridRetriever(Retriever):
     def _depth(self, k: int) -> int:
         return self.size if self.depth is None else max(k, self.depth)
 
-    def _fuse(self, lexical: list[tuple[int, float]], dense: list[tuple[int, float]],
-              k: int) -> list[tuple[int, float]]:
+    def _fuse(
+        self, lexical: list[tuple[int, float]], dense: list[tuple[int, float]], k: int
+    ) -> list[tuple[int, float]]:
         rankings = [[i for i, _ in lexical], [i for i, _ in dense]]
         return reciprocal_rank_fusion(rankings, self.rrf_k)[:k]
 

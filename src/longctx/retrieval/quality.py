@@ -25,7 +25,10 @@ def _unique(ranked_ids: Sequence[Hashable]) -> list[Hashable]:
 
 
 def recall_at_k(ranked_ids: Sequence[Hashable], gold_ids: Sequence[Hashable], k: int) -> float:
-    """Fraction of the gold ids found among the first ``k`` ranked ids (repeats counted once).
+    """Fraction of the gold ids found among the first ``k`` distinct ranked ids.
+
+    A repeated id keeps its first rank (the ranking is deduplicated before the cut-off), so
+    chunk-level rankings mapped to document ids are scored at document level.
 
     Raises:
         ValueError: ``gold_ids`` is empty (recall is undefined).
@@ -33,15 +36,17 @@ def recall_at_k(ranked_ids: Sequence[Hashable], gold_ids: Sequence[Hashable], k:
     gold = set(gold_ids)
     if not gold:
         raise ValueError("recall@k needs at least one gold id")
-    return len(gold.intersection(_unique(ranked_ids)[:max(k, 0)])) / len(gold)
+    return len(gold.intersection(_unique(ranked_ids)[: max(k, 0)])) / len(gold)
 
 
-def ndcg_at_k(ranked_ids: Sequence[Hashable], gold_ids: Sequence[Hashable],
-              k: int = NDCG_K) -> float:
+def ndcg_at_k(
+    ranked_ids: Sequence[Hashable], gold_ids: Sequence[Hashable], k: int = NDCG_K
+) -> float:
     """NDCG@k with binary relevance (Järvelin & Kekäläinen, 2002).
 
     ``DCG = sum over gold hits at 1-based rank r <= k of 1 / log2(r + 1)``, divided by the DCG of
-    an ideal ranking with ``min(len(gold), k)`` gold ids on top. Repeated ids count once.
+    an ideal ranking with ``min(len(gold), k)`` gold ids on top. As in :func:`recall_at_k`, a
+    repeated id keeps its first rank.
 
     Raises:
         ValueError: ``gold_ids`` is empty.
@@ -51,8 +56,11 @@ def ndcg_at_k(ranked_ids: Sequence[Hashable], gold_ids: Sequence[Hashable],
         raise ValueError("NDCG needs at least one gold id")
     if k <= 0:
         return 0.0
-    dcg = sum(1.0 / math.log2(rank + 1)
-              for rank, doc in enumerate(_unique(ranked_ids)[:k], start=1) if doc in gold)
+    dcg = sum(
+        1.0 / math.log2(rank + 1)
+        for rank, doc in enumerate(_unique(ranked_ids)[:k], start=1)
+        if doc in gold
+    )
     ideal = sum(1.0 / math.log2(rank + 1) for rank in range(1, min(len(gold), k) + 1))
     return dcg / ideal
 
@@ -111,20 +119,27 @@ def evaluate_retrievers(
             retriever = make_retriever(name, **kwargs.get(name, {}))
             retriever.index(texts)
             for start in range(0, len(evaluated), _BATCH):
-                batch = evaluated[start:start + _BATCH]
+                batch = evaluated[start : start + _BATCH]
                 results = retriever.search_batch([ex.question for _, ex in batch], depth)
                 for (pos, ex), hits in zip(batch, results, strict=True):
                     gold = [(pos, d.id) for d in ex.gold_documents]
                     runs[name].append(([ids[i] for i, _ in hits], gold))
                 tick(len(batch))
     else:
-        for _, ex in evaluated:
-            texts = [retrieval_text(d) for d in ex.documents]
-            gold = [d.id for d in ex.gold_documents]
+        for start in range(0, len(evaluated), _BATCH):
+            block = [ex for _, ex in evaluated[start:start + _BATCH]]
+            # Batch the block's encoding (dense): one call instead of two per example.
+            batch = [ex.question for ex in block]
+            batch += [retrieval_text(d) for ex in block for d in ex.documents]
             for name in names:
-                retriever = make_retriever(name, **kwargs.get(name, {}))
-                retriever.index(texts)
-                hits = retriever.search(ex.question, depth)
-                runs[name].append(([ex.documents[i].id for i, _ in hits], gold))
-                tick(1)
+                make_retriever(name, **kwargs.get(name, {})).prepare(batch)
+            for ex in block:
+                texts = [retrieval_text(d) for d in ex.documents]
+                gold = [d.id for d in ex.gold_documents]
+                for name in names:
+                    retriever = make_retriever(name, **kwargs.get(name, {}))
+                    retriever.index(texts)
+                    hits = retriever.search(ex.question, depth)
+                    runs[name].append(([ex.documents[i].id for i, _ in hits], gold))
+                    tick(1)
     return {name: _summary(runs[name], ks) for name in names}

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from longctx.data.context import BuiltContext, TokenCounter, render_document, render_documents
 from longctx.data.example import Document, Example
 from longctx.retrieval.base import make_retriever
 from longctx.retrieval.chunking import chunk_documents
+from longctx.retrieval.store import get_or_build
 
 
 @dataclass
@@ -43,8 +45,12 @@ def retrieval_text(doc: Document) -> str:
     return f"{doc.title}\n{doc.text}" if doc.title else doc.text
 
 
-def rag_pool_for(example: Example, chunk_tokens: int | None = None, tokenizer: Any = None,
-                 pool: Sequence[Document] = ()) -> list[Document]:
+def rag_pool_for(
+    example: Example,
+    chunk_tokens: int | None = None,
+    tokenizer: Any = None,
+    pool: Sequence[Document] = (),
+) -> list[Document]:
     """The documents a RAG baseline ranks for ``example``, in source order.
 
     Args:
@@ -61,8 +67,11 @@ def rag_pool_for(example: Example, chunk_tokens: int | None = None, tokenizer: A
     """
     docs = list(example.documents)
     seen = {d.title for d in docs if d.title} | {d.text for d in docs}
-    docs += [Document(id=f"pool{i}:{d.id}", title=d.title, text=d.text, is_gold=False)
-             for i, d in enumerate(pool) if d.title not in seen and d.text not in seen]
+    docs += [
+        Document(id=f"pool{i}:{d.id}", title=d.title, text=d.text, is_gold=False)
+        for i, d in enumerate(pool)
+        if d.title not in seen and d.text not in seen
+    ]
     if chunk_tokens is not None:
         if tokenizer is None:
             raise ValueError("chunk_tokens needs a tokenizer")
@@ -70,14 +79,23 @@ def rag_pool_for(example: Example, chunk_tokens: int | None = None, tokenizer: A
     return docs
 
 
-def _finish(docs: list[Document], retrieved: list[tuple[Document, float]], name: str,
-            pool_size: int) -> RagContext:
+def _finish(
+    docs: list[Document], retrieved: list[tuple[Document, float]], name: str, pool_size: int
+) -> RagContext:
     positions = [i for i, d in enumerate(docs, start=1) if d.is_gold]
-    depth = None if not positions else (
-        0.0 if len(docs) <= 1 else (positions[0] - 1) / (len(docs) - 1))
-    return RagContext(docs, render_documents(docs), positions, depth,
-                      retrieved_ids=[d.id for d, _ in retrieved],
-                      scores=[s for _, s in retrieved], retriever=name, pool_size=pool_size)
+    depth = (
+        None if not positions else (0.0 if len(docs) <= 1 else (positions[0] - 1) / (len(docs) - 1))
+    )
+    return RagContext(
+        docs,
+        render_documents(docs),
+        positions,
+        depth,
+        retrieved_ids=[d.id for d, _ in retrieved],
+        scores=[s for _, s in retrieved],
+        retriever=name,
+        pool_size=pool_size,
+    )
 
 
 def build_rag_context(
@@ -90,6 +108,7 @@ def build_rag_context(
     seed: int = 0,
     retriever_kwargs: dict[str, Any] | None = None,
     pool: Sequence[Document] = (),
+    index_dir: str | Path | None = None,
 ) -> RagContext:
     """Fill a context of at most ``budget`` tokens with the documents a retriever ranks best.
 
@@ -104,6 +123,8 @@ def build_rag_context(
             is deterministic (ties go to the earlier document), so it changes nothing.
         retriever_kwargs: Retriever parameters (e.g. ``{"model": path}`` for dense).
         pool: Extra candidate documents (see :func:`rag_pool_for`).
+        index_dir: Persist the index here and reuse it on a rerun (a corrupt or mismatched
+            index is rebuilt with a warning, see :func:`longctx.retrieval.store.get_or_build`).
 
     Returns:
         The :class:`RagContext`: documents in rank order, gold positions and depth, the kept ids
@@ -114,8 +135,12 @@ def build_rag_context(
     docs = rag_pool_for(example, chunk_tokens, tokenizer or counter.tokenizer, pool)
     if not docs or budget <= 0:
         return _finish([], [], retriever_name, len(docs))
-    retriever = make_retriever(retriever_name, **(retriever_kwargs or {}))
-    retriever.index([retrieval_text(d) for d in docs])
+    texts = [retrieval_text(d) for d in docs]
+    if index_dir is not None:
+        retriever = get_or_build(retriever_name, texts, index_dir, **(retriever_kwargs or {}))
+    else:
+        retriever = make_retriever(retriever_name, **(retriever_kwargs or {}))
+        retriever.index(texts)
     ranked = retriever.search(example.question, len(docs))
 
     kept: list[tuple[Document, float]] = []

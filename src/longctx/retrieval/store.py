@@ -32,8 +32,9 @@ class IndexRebuildWarning(UserWarning):
     """A saved index was corrupt or stale and is being rebuilt."""
 
 
-def _stale_reason(name: str, texts: list[str], folder: Path,
-                  expected: dict[str, Any]) -> tuple[str | None, Retriever | None]:
+def _stale_reason(
+    name: str, texts: list[str], folder: Path, expected: dict[str, Any]
+) -> tuple[str | None, Retriever | None]:
     """``(reason, None)`` when the saved index cannot be reused, else ``(None, retriever)``."""
     try:
         meta = read_meta(folder)
@@ -44,9 +45,11 @@ def _stale_reason(name: str, texts: list[str], folder: Path,
     if meta["params"] != expected:
         return f"index parameters differ (saved {meta['params']}, wanted {expected})", None
     if meta["corpus_hash"] != corpus_hash(texts) or meta["size"] != len(texts):
-        return (f"corpus changed (index built for {meta['size']} texts with hash "
-                f"{meta['corpus_hash'][:12]}, corpus has {len(texts)} texts with hash "
-                f"{corpus_hash(texts)[:12]})"), None
+        return (
+            f"corpus changed (index built for {meta['size']} texts with hash "
+            f"{meta['corpus_hash'][:12]}, corpus has {len(texts)} texts with hash "
+            f"{corpus_hash(texts)[:12]})"
+        ), None
     try:
         retriever = Retriever.load(folder)
     except Exception as err:  # corrupt files surface as any library's error
@@ -73,8 +76,7 @@ def _replace(folder: Path, retriever: Retriever) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def get_or_build(name: str, texts: Sequence[str], folder: str | Path,
-                 **kwargs: Any) -> Retriever:
+def get_or_build(name: str, texts: Sequence[str], folder: str | Path, **kwargs: Any) -> Retriever:
     """Load the index of ``texts`` saved in ``folder``, or build and save it.
 
     Args:
