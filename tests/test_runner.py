@@ -262,3 +262,29 @@ def test_rag_over_chunks_of_a_long_document(tmp_path, tiny_loaded):
     (p,) = _read(tmp_path / "lb" / "predictions.jsonl")
     assert p["prompt_tokens"] <= 1536
     assert all(i.startswith("context#") for i in p["doc_ids"]) and len(p["doc_ids"]) >= 3
+
+
+def test_judged_task_merges_judge_scores(tmp_path, tiny_loaded, monkeypatch):
+    from longctx.eval.judge import Judge
+
+    class FixedJudge(Judge):
+        def grade_text(self, prompt: str) -> str:
+            return "Mostly right. [[60]]"
+
+    monkeypatch.setattr("longctx.eval.judge.make_judge", lambda *a, **k: FixedJudge())
+    data = shared_path("loong_financial_en")
+    cfg = EvalConfig(
+        task="loong_fin",
+        data=str(data),
+        limit=2,
+        max_length=1024,
+        max_new_tokens=3,
+        judge_local="self",
+        out=str(tmp_path / "loong"),
+    )
+    metrics = run_eval(cfg, loaded=tiny_loaded)
+    for p in _read(tmp_path / "loong" / "predictions.jsonl"):
+        assert p["scores"]["judge"] == pytest.approx(0.6) and p["scores"]["perfect"] == 0.0
+        assert p["truncated_tokens"] > 0 and p["prompt_tokens"] <= 1024
+    (group,) = metrics["groups"]
+    assert group["judge"] == pytest.approx(0.6) and group["judged"] == 2

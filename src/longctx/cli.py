@@ -40,21 +40,24 @@ def _setup() -> None:
 
 
 class RichReporter:
-    """Shows :func:`longctx.eval.runner.run_eval` progress as a rich progress bar."""
+    """Shows :func:`longctx.eval.runner.run_eval` progress as a rich progress bar, with the
+    running mean of the task's primary score."""
 
-    def __init__(self, progress: Progress, label: str):
-        self.progress, self.label, self.task = progress, label, None
+    def __init__(self, progress: Progress, label: str, metric: str | None = None):
+        self.progress, self.label, self.metric, self.task = progress, label, metric, None
+        self.total, self.n = 0.0, 0
 
     def start(self, total: int, done: int) -> None:
         self.task = self.progress.add_task(self.label, total=total, completed=done, score="")
 
     def update(self, record: dict[str, Any]) -> None:
-        what = (
-            f"{record['mode']}@{record['length']}" if record["mode"] == "full" else record["mode"]
-        )
-        self.progress.update(
-            self.task, advance=1, score=f"{what} subem={record['scores'].get('subem', 0):.0f}"
-        )
+        scores = record["scores"]
+        metric = self.metric if self.metric in scores else next(iter(scores), None)
+        value = scores.get(metric) if metric else None
+        if isinstance(value, int | float):
+            self.total, self.n = self.total + value, self.n + 1
+        mean = f"{metric}={100 * self.total / self.n:.1f}" if self.n else ""
+        self.progress.update(self.task, advance=1, score=mean)
 
 
 def _progress() -> Progress:
@@ -151,6 +154,13 @@ def eval_cmd(
     chunk_tokens: Annotated[
         int | None, typer.Option(help="RAG chunk size for long documents.")
     ] = None,
+    judge_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible URL of the LLM judge.")
+    ] = None,
+    judge_model: Annotated[str | None, typer.Option(help="Judge model name.")] = None,
+    judge_local: Annotated[
+        str | None, typer.Option(help="Local judge model spec (self = the evaluated model).")
+    ] = None,
     compress: Annotated[
         str | None, typer.Option(help="KV compression methods to sweep, e.g. snapkv,knorm.")
     ] = None,
@@ -167,6 +177,7 @@ def eval_cmd(
     from longctx.config import load_config
     from longctx.eval.config import EvalConfig
     from longctx.eval.runner import run_eval
+    from longctx.eval.tasks import get_task
 
     cfg = load_config(
         EvalConfig,
@@ -188,6 +199,9 @@ def eval_cmd(
         retrievers=retriever,
         budgets=budget,
         chunk_tokens=chunk_tokens,
+        judge_url=judge_url,
+        judge_model=judge_model,
+        judge_local=judge_local,
         compress=compress,
         ratios=ratios,
         query_aware=query_aware,
@@ -196,7 +210,7 @@ def eval_cmd(
     with _progress() as progress:
         metrics = run_eval(
             cfg,
-            reporter=RichReporter(progress, f"{cfg.task} · {cfg.model}"),
+            reporter=RichReporter(progress, f"{cfg.task} · {cfg.model}", get_task(cfg.task).metric),
             on_status=console.print,
         )
     print_metrics(metrics)
@@ -205,38 +219,47 @@ def eval_cmd(
 
 @app.command("demo")
 def demo_cmd(
-    out: Annotated[str, typer.Option(help="Run folder.")] = "runs/demo",
-    n: Annotated[int, typer.Option(help="Synthetic examples.")] = 20,
-    lengths: Annotated[str, typer.Option(help="Prompt lengths.")] = "512,1k",
-    model: Annotated[str, typer.Option(help="Model spec.")] = "embedded",
+    out: Annotated[str, typer.Option(help="Folder of every run of the study.")] = "runs/demo",
+    model: Annotated[str, typer.Option(help="Base model spec.")] = "embedded",
+    config: Annotated[Path | None, typer.Option(help="YAML with StudyConfig fields.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="key=value override.")] = None,
 ) -> None:
-    """Evaluate the embedded model on built-in synthetic data: full / gold / none at two lengths."""
+    """The whole study in miniature on built-in synthetic data: base model full / gold / none /
+    RAG / KV compression, SFT-AO and GRPO, the fine-tuned models evaluated the same way, and the
+    report (its path is printed last)."""
     _setup()
     from longctx.config import load_config
-    from longctx.eval.config import EvalConfig
-    from longctx.eval.runner import run_eval
+    from longctx.study import StudyConfig, run_study
 
-    cfg = load_config(
-        EvalConfig,
-        None,
-        [],
-        task="synthetic",
-        model=model,
-        lengths=lengths,
-        modes="full,gold,none",
-        synthetic_n=n,
-        out=out,
-    )
+    cfg = load_config(StudyConfig, config, set_ or [], out=out, model=model)
     console.print(
-        f"[bold]longctx demo[/bold]: {model} on {n} synthetic multi-document questions "
-        f"at {lengths} tokens, plus gold-only and no-context rows"
+        f"[bold]longctx demo[/bold]: the study in miniature with {cfg.model} -> {cfg.out}"
     )
     with _progress() as progress:
-        metrics = run_eval(cfg, reporter=RichReporter(progress, "demo"), on_status=console.print)
-    print_metrics(metrics, title=f"synthetic QA · {model} (SubEM/EM/F1 in %)")
-    console.print(
-        f"predictions: {Path(out) / 'predictions.jsonl'}\nmetrics: {Path(out) / 'metrics.json'}"
-    )
+
+        def train_progress(name: str, steps: int):
+            bar = progress.add_task(name, total=steps, score="")
+
+            def on_log(entry: dict[str, Any]) -> None:
+                shown = {k: entry[k] for k in ("loss", "reward") if isinstance(entry.get(k), float)}
+                text = " ".join(f"{k}={v:.3f}" for k, v in shown.items())
+                progress.update(bar, completed=entry.get("step", 0), score=text)
+
+            return on_log
+
+        report = run_study(
+            cfg,
+            on_status=console.print,
+            reporter=lambda label: RichReporter(progress, label, "subem"),
+            train_progress=train_progress,
+        )
+    for folder in sorted((Path(cfg.out) / "eval").iterdir()):
+        metrics_path = folder / "metrics.json"
+        if metrics_path.exists():
+            import json
+
+            print_metrics(json.loads(metrics_path.read_text()), title=folder.name)
+    typer.echo(f"report: {report}")
 
 
 @app.command("merge")

@@ -25,7 +25,9 @@ class EvalConfig(BaseModel):
     """Configuration of ``longctx eval`` (also the run folder's ``config.yaml``).
 
     Attributes:
-        task: Task name (``synthetic``, ``hotpotqa``, ``nq``, ``kilt``).
+        task: Task name (see ``longctx tasks``).
+        label: Name of the model/variant in reports (default: the model spec).
+        base_model: Label of the model this variant was fine-tuned from (reports show the gain).
         data: Input file or folder; ``None`` for the built-in synthetic data.
         format: Reader name (default: the task's own reader).
         model: Model spec (``embedded``, a folder, a ``.gguf`` file or a hub id).
@@ -46,6 +48,10 @@ class EvalConfig(BaseModel):
         compress: KV-cache compression methods to sweep in ``full`` mode (see ``longctx.compress``).
         ratios: Compression ratios of the sweep (fraction of the cache removed).
         query_aware: Include the question in the compressed pre-fill.
+        judge_url: OpenAI-compatible endpoint of the LLM judge (tasks that need one, e.g.
+            ``loong_fin``); responses are cached in ``out/judge_cache``.
+        judge_model: Model name at ``judge_url``.
+        judge_local: A local model spec as judge instead (``self``: the evaluated model).
         shard: ``i/n`` evaluates every n-th example from the i-th (merge with ``longctx merge``).
         out: Run folder.
         synthetic_n: Number of synthetic examples generated when ``data`` is not given.
@@ -54,6 +60,8 @@ class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task: str = "synthetic"
+    label: str | None = None
+    base_model: str | None = None
     data: str | None = None
     format: str | None = None
     model: str = "embedded"
@@ -71,6 +79,9 @@ class EvalConfig(BaseModel):
     compress: list[str] = []
     ratios: list[float] = [0.0]
     query_aware: bool = False
+    judge_url: str | None = None
+    judge_model: str | None = None
+    judge_local: str | None = None
     shard: str | None = None
     out: str = "runs/eval"
     synthetic_n: int = 50

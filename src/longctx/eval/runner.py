@@ -152,8 +152,16 @@ def check_run_folder(out: Path, config: EvalConfig) -> None:
 class Evaluator:
     """Makes predictions for jobs with one loaded model."""
 
-    def __init__(self, config: EvalConfig, task: Task, loaded: LoadedModel, pool: list[Document]):
+    def __init__(
+        self,
+        config: EvalConfig,
+        task: Task,
+        loaded: LoadedModel,
+        pool: list[Document],
+        judge: Any = None,
+    ):
         self.config = config
+        self.judge = judge
         self.task = task
         self.engine = LocalEngine(loaded)
         self.counter = TokenCounter(loaded.tokenizer)
@@ -301,6 +309,9 @@ class Evaluator:
         """The prediction record of one generation."""
         job, built, ex = prep.job, prep.built, prep.job.example
         answer = self.task.extract(gen.text, ex)
+        scores = self.task.score(answer, ex)
+        if self.judge is not None:
+            scores.update(self.task.judge_score(answer, ex, self.judge))
         return {
             "id": ex.id,
             "task": self.config.task,
@@ -316,7 +327,7 @@ class Evaluator:
             "output": gen.text,
             "answer": answer,
             "answers": ex.answers,
-            "scores": self.task.score(answer, ex),
+            "scores": scores,
             "meta": _small_meta(ex),
             "seconds": round(gen.seconds, 3),
         }
@@ -371,7 +382,7 @@ def run_eval(
     if todo:
         loaded = loaded or _load(config.model, on_status)
         pool = distractor_pool(examples) if task.context == "passages" else []
-        evaluator = Evaluator(config, task, loaded, pool)
+        evaluator = Evaluator(config, task, loaded, pool, make_task_judge(config, task, loaded))
         if config.compress:
             from longctx.compress import check_supported
 
@@ -394,6 +405,24 @@ def run_eval(
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     dump_config(config, out / "config.yaml")
     return metrics
+
+
+def make_task_judge(config: EvalConfig, task: Task, loaded: LoadedModel) -> Any:
+    """The LLM judge of a task that needs one (``None`` otherwise, or when none is configured)."""
+    if not getattr(task, "needs_judge", False):
+        return None
+    if not (config.judge_url or config.judge_local):
+        logger.warning(
+            "task %s is scored by an LLM judge but none is configured (--judge-url/--judge-model "
+            "or --judge-local): only its local proxy scores are computed",
+            task.name,
+        )
+        return None
+    from longctx.eval.judge import make_judge
+
+    local = loaded if config.judge_local == "self" else config.judge_local
+    cache = Path(config.out) / "judge_cache"
+    return make_judge(config.judge_url, config.judge_model, local_model=local, cache_dir=cache)
 
 
 def _batches(jobs: list[Job], size: int = 16) -> list[list[Job]]:

@@ -11,7 +11,15 @@ Formats: ``hotpotqa``, ``nq``, ``kilt``, ``longbench_v2``, ``loong``, ``leval``,
 
 # The built-in synthetic data registers its reader ("synthetic") on import.
 from longctx.data import synthetic  # noqa: E402,F401  (after base: it registers itself)
-from longctx.data.readers import hotpotqa, kilt, leval, longbench_v2, loong, nq
+from longctx.data.readers import (
+    hotpotqa,
+    infbench,  # noqa: F401  (InfiniteBench; registers the "infbench" reader)
+    kilt,
+    leval,
+    longbench_v2,
+    loong,
+    nq,
+)
 from longctx.data.readers.base import READERS, read_examples, register_reader
 
 __all__ = [

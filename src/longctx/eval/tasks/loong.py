@@ -107,7 +107,9 @@ class LoongTask(Task):
         """Grade one prediction with an LLM judge.
 
         Returns:
-            ``judge`` (0-100, ``None`` when the call failed or the verdict is unreadable),
+            ``judge`` (the 0-100 verdict stored as a fraction 0..1 like every other score, so
+            tables show it on the 0-100 scale; ``None`` when the call failed or the verdict is
+            unreadable),
             ``perfect`` (1.0 for 100, 0.0 below, ``None`` without a score), ``judge_raw`` (the
             judge's text or ``None``) and ``judge_error`` (why there is no score, else ``None``).
         """
@@ -117,7 +119,7 @@ class LoongTask(Task):
         if score is None and error is None:
             error = "unparsed judge answer"
         return {
-            "judge": score,
+            "judge": None if score is None else score / 100.0,
             "perfect": None if score is None else float(score == 100.0),
             "judge_raw": result.raw,
             "judge_error": error,
@@ -133,7 +135,7 @@ class LoongTask(Task):
         failed = sum(1 for r in judged if r["scores"].get("judge_raw") is None)
         out: dict[str, Any] = {
             "judge_mean": fmean(scores) if scores else None,
-            "perfect_rate": sum(s == 100.0 for s in scores) / len(scores) if scores else None,
+            "perfect_rate": sum(s == 1.0 for s in scores) / len(scores) if scores else None,
             "judged": len(scores),
             "judge_unparsed": len(judged) - len(scores) - failed,
             "judge_failed": failed,
