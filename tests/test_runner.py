@@ -288,3 +288,30 @@ def test_judged_task_merges_judge_scores(tmp_path, tiny_loaded, monkeypatch):
         assert p["truncated_tokens"] > 0 and p["prompt_tokens"] <= 1024
     (group,) = metrics["groups"]
     assert group["judge"] == pytest.approx(0.6) and group["judged"] == 2
+
+
+def test_openai_engine_against_a_local_fake_server(tmp_path):
+    from tests.fake_openai import FakeOpenAI, FakeResponse, completion_body
+
+    reply = FakeResponse(200, completion_body(" Velmora\nmore text", 50, 3))
+    with FakeOpenAI(default=reply) as server:
+        cfg = EvalConfig(
+            task="synthetic",
+            synthetic_n=2,
+            modes=["full", "none"],
+            lengths=[384],
+            engine="openai",
+            base_url=server.base_url,
+            model="served-model",
+            tokenizer="embedded",
+            max_new_tokens=4,
+            out=str(tmp_path / "api"),
+        )
+        metrics = run_eval(cfg)
+        assert len(server.requests) == 4
+        body = server.requests[0]["json"]
+    preds = _read(tmp_path / "api" / "predictions.jsonl")
+    assert {p["answer"] for p in preds} == {"Velmora"}
+    assert metrics["n_predictions"] == 4
+    assert body["model"] == "served-model" and body["max_tokens"] == 4
+    assert server.requests[0]["path"].endswith("/completions")

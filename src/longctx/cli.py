@@ -154,6 +154,13 @@ def eval_cmd(
     chunk_tokens: Annotated[
         int | None, typer.Option(help="RAG chunk size for long documents.")
     ] = None,
+    engine: Annotated[str | None, typer.Option(help="local or openai.")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible server URL (engine openai).")
+    ] = None,
+    tokenizer: Annotated[
+        str | None, typer.Option(help="Tokenizer spec for token counts (engine openai).")
+    ] = None,
     judge_url: Annotated[
         str | None, typer.Option(help="OpenAI-compatible URL of the LLM judge.")
     ] = None,
@@ -199,6 +206,9 @@ def eval_cmd(
         retrievers=retriever,
         budgets=budget,
         chunk_tokens=chunk_tokens,
+        engine=engine,
+        base_url=base_url,
+        tokenizer=tokenizer,
         judge_url=judge_url,
         judge_model=judge_model,
         judge_local=judge_local,

@@ -30,7 +30,13 @@ class EvalConfig(BaseModel):
         base_model: Label of the model this variant was fine-tuned from (reports show the gain).
         data: Input file or folder; ``None`` for the built-in synthetic data.
         format: Reader name (default: the task's own reader).
-        model: Model spec (``embedded``, a folder, a ``.gguf`` file or a hub id).
+        model: Model spec (``embedded``, a folder, a ``.gguf`` file or a hub id); with the
+            ``openai`` engine, the model name on the server.
+        engine: ``local`` (transformers) or ``openai`` (an OpenAI-compatible server such as vLLM,
+            for 7B / 1M-token evaluations on GPUs).
+        base_url: Server URL of the ``openai`` engine (``http://host:8000/v1``).
+        tokenizer: Tokenizer spec used to count tokens with the ``openai`` engine (default: the
+            model name).
         lengths: Prompt lengths in tokens for ``full`` mode (``"1k"`` style strings accepted).
         modes: Any of ``full`` (all documents up to the length), ``gold``, ``none``, ``rag``
             (documents a retriever ranks best, up to each budget).
@@ -65,6 +71,9 @@ class EvalConfig(BaseModel):
     data: str | None = None
     format: str | None = None
     model: str = "embedded"
+    engine: Literal["local", "openai"] = "local"
+    base_url: str | None = None
+    tokenizer: str | None = None
     lengths: list[int] = [1024]
     modes: list[Literal["full", "gold", "none", "rag"]] = ["full"]
     limit: int | None = None

@@ -156,17 +156,18 @@ class Evaluator:
         self,
         config: EvalConfig,
         task: Task,
-        loaded: LoadedModel,
+        engine: Any,
+        window: int,
         pool: list[Document],
         judge: Any = None,
     ):
         self.config = config
         self.judge = judge
         self.task = task
-        self.engine = LocalEngine(loaded)
-        self.counter = TokenCounter(loaded.tokenizer)
+        self.engine = engine
+        self.counter = TokenCounter(engine.tokenizer)
         self.pool = pool
-        self.window = loaded.window
+        self.window = window
         self.max_new_tokens = config.max_new_tokens or task.max_new_tokens
 
     def context_for(self, job: Job) -> BuiltContext:
@@ -380,9 +381,14 @@ def run_eval(
     if reporter:
         reporter.start(len(jobs), len(jobs) - len(todo))
     if todo:
-        loaded = loaded or _load(config.model, on_status)
         pool = distractor_pool(examples) if task.context == "passages" else []
-        evaluator = Evaluator(config, task, loaded, pool, make_task_judge(config, task, loaded))
+        if config.engine == "openai":
+            engine, window = _openai_engine(config, on_status), config.max_length or 10**9
+        else:
+            loaded = loaded or _load(config.model, on_status)
+            engine, window = LocalEngine(loaded), loaded.window
+        judge = make_task_judge(config, task, loaded)
+        evaluator = Evaluator(config, task, engine, window, pool, judge)
         if config.compress:
             from longctx.compress import check_supported
 
@@ -421,6 +427,8 @@ def make_task_judge(config: EvalConfig, task: Task, loaded: LoadedModel) -> Any:
     from longctx.eval.judge import make_judge
 
     local = loaded if config.judge_local == "self" else config.judge_local
+    if local is None and config.judge_local == "self":
+        raise ValueError("--judge-local self needs the local engine")
     cache = Path(config.out) / "judge_cache"
     return make_judge(config.judge_url, config.judge_model, local_model=local, cache_dir=cache)
 
@@ -440,6 +448,19 @@ def _batches(jobs: list[Job], size: int = 16) -> list[list[Job]]:
         else:
             batches.append([job])
     return batches
+
+
+def _openai_engine(config: EvalConfig, on_status) -> Any:
+    """An engine posting to an OpenAI-compatible server (e.g. vLLM) with a local tokenizer."""
+    from longctx.models.loader import load_tokenizer
+    from longctx.models.openai_engine import OpenAIEngine
+
+    if not config.base_url:
+        raise ValueError("--engine openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+    if config.compress:
+        raise ValueError("KV-cache compression needs the local engine (--engine local)")
+    tokenizer = load_tokenizer(config.tokenizer or config.model, on_status)
+    return OpenAIEngine(config.base_url, config.model, tokenizer=tokenizer)
 
 
 def _load(spec: str, on_status) -> LoadedModel:
