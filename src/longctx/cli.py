@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Build and inspect data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+train_app = typer.Typer(help="Train models on in-context-retrieval data.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
 analyze_app = typer.Typer(help="Analyse model behaviour on evaluation runs.", no_args_is_help=True)
 app.add_typer(analyze_app, name="analyze")
 console = Console(stderr=True)
@@ -433,6 +435,63 @@ def retrieve_eval_cmd(
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / "retrieval.json").write_text(json.dumps(result, indent=2))
+
+
+@data_app.command("build")
+def data_build(
+    config: Annotated[
+        Path | None, typer.Option(help="YAML build config (recipes/data_*.yaml).")
+    ] = None,
+    out: Annotated[str | None, typer.Option(help="Output folder.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="key=value override.")] = None,
+) -> None:
+    """Build ICR training data: train.jsonl, validation.jsonl, data_card.json."""
+    _setup()
+    from longctx.config import load_config
+    from longctx.data.icr import BuildConfig, build_icr_dataset
+
+    cfg = load_config(BuildConfig, config, set_ or [], out=out)
+    with _progress() as progress:
+        task = progress.add_task("data build", total=None, score="")
+        report = build_icr_dataset(
+            cfg,
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+            on_status=console.print,
+        )
+    c = report.counts
+    dropped = {k: v for k, v in c.items() if k.startswith("dropped_")}
+    console.print(
+        f"kept {c.get('kept', 0)} of {c.get('read', 0)} questions "
+        f"({c.get('train', 0)} train, {c.get('validation', 0)} validation); dropped {dropped}; "
+        f"relabel {report.relabel}"
+    )
+    console.print(f"data: {report.out} (card: {report.out / 'data_card.json'})")
+
+
+def _show_log(line: dict[str, Any]) -> None:
+    console.print(
+        " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in line.items())
+    )
+
+
+@train_app.command("sft")
+def train_sft_cmd(
+    config: Annotated[Path, typer.Option(help="YAML recipe, e.g. recipes/cpu_tiny.yaml.")],
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the last checkpoint.")
+    ] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="key=value override.")] = None,
+) -> None:
+    """Supervised fine-tuning on ICR data (answer-only SFT-AO by default)."""
+    _setup()
+    from longctx.config import load_config
+    from longctx.train.config import SFTConfig
+    from longctx.train.sft import train_sft
+
+    cfg = load_config(SFTConfig, config, set_ or [], resume=resume or None)
+    final = train_sft(cfg, on_log=_show_log)
+    console.print(f"final model: {final} (use --model {final})")
+    console.print(f"log: {Path(cfg.out) / 'train_log.jsonl'}")
 
 
 @app.command("tasks")

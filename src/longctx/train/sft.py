@@ -1,0 +1,194 @@
+"""Supervised fine-tuning on the ICR data (the answer-only baseline SFT-AO and the other targets).
+
+TRL's ``SFTTrainer`` trains on conversational prompt-completion pairs: it applies the model's
+chat template and, with ``completion_only_loss``, masks the prompt tokens out of the labels.
+Adapters are LoRA (Hu et al., 2021) on the attention projections unless ``lora: false``.
+
+Logits: with ``completion_only_logits`` (default), :class:`ICRSFTTrainer` computes the loss with
+:func:`~longctx.train.common.labelled_logits_loss`, which asks the model for logits only at the
+labelled positions (transformers' ``logits_to_keep`` with a position tensor), so a long prompt
+never gets ``(seq, vocab)`` logits. TRL 1.16 also patches its own fused, chunked LM head into
+``SFTTrainer``, but it projects only labelled positions on Triton devices and every position
+(in tiles) elsewhere; ``logits_mode="trl"`` keeps that path, ``"full"`` computes full logits.
+
+Run from a shell (also under ``accelerate launch`` with DeepSpeed or FSDP)::
+
+    python -m longctx.train.sft --config recipes/cpu_tiny.yaml [--resume] [key=value ...]
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from trl import SFTTrainer
+
+from longctx.config import dump_config
+from longctx.train.common import (
+    JsonlLogCallback,
+    LogFn,
+    conversational_dataset,
+    full_logits_loss,
+    labelled_logits_loss,
+    latest_checkpoint,
+    load_train_model,
+    lora_config,
+    read_icr_records,
+    resolve_dtype,
+    save_final,
+)
+from longctx.train.config import SFTConfig
+
+logger = logging.getLogger(__name__)
+LOGITS_MODES = ("labels", "full", "trl")
+
+
+class ICRSFTTrainer(SFTTrainer):
+    """``SFTTrainer`` whose loss computes logits only where needed (see the module docstring).
+
+    Args:
+        logits_mode: ``labels`` (LM head at labelled positions), ``full`` (full-vocabulary
+            logits everywhere) or ``trl`` (TRL's own fused LM head).
+    """
+
+    def __init__(self, *args: Any, logits_mode: str = "labels", **kwargs: Any):
+        if logits_mode not in LOGITS_MODES:
+            raise ValueError(f"logits_mode must be one of {LOGITS_MODES}, got {logits_mode!r}")
+        super().__init__(*args, **kwargs)
+        self.logits_mode = logits_mode
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.logits_mode == "trl":
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        fn = labelled_logits_loss if self.logits_mode == "labels" else full_logits_loss
+        loss = fn(model, inputs, num_items_in_batch)
+        # Like Trainer: the token count spans every rank, and DDP averages the gradients.
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes
+        return (loss, None) if return_outputs else loss
+
+
+def trl_args(config: SFTConfig) -> Any:
+    """TRL ``SFTConfig`` (training arguments) for a run."""
+    from trl import SFTConfig as TRLSFTConfig
+
+    evaluate = config.eval_data is not None
+    return TRLSFTConfig(
+        output_dir=config.out,
+        max_steps=config.max_steps,
+        num_train_epochs=config.epochs,
+        learning_rate=config.lr,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        gradient_checkpointing=config.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps" if evaluate else "no",
+        eval_steps=(config.eval_steps or config.save_steps) if evaluate else None,
+        prediction_loss_only=True,
+        max_length=config.max_length,
+        completion_only_loss=True,
+        seed=config.seed,
+        bf16=config.bf16,
+        fp16=False,
+        optim=config.optim,
+        deepspeed=config.deepspeed,
+        fsdp=config.fsdp or "",
+        fsdp_config=config.fsdp_config,
+        dataloader_num_workers=config.dataloader_num_workers,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        report_to=config.report_to,
+    )
+
+
+def make_trainer(
+    config: SFTConfig, on_log: LogFn | None = None, logits_mode: str | None = None
+) -> ICRSFTTrainer:
+    """Build the trainer of a run (data, model, LoRA, callbacks); nothing is trained yet.
+
+    Args:
+        config: The run configuration.
+        on_log: Receives each ``train_log.jsonl`` line.
+        logits_mode: Overrides ``config.completion_only_logits`` (``labels``/``full``/``trl``).
+    """
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train = conversational_dataset(
+        read_icr_records(config.data, config.limit), config.target_format
+    )
+    evals = None
+    if config.eval_data:
+        evals = conversational_dataset(read_icr_records(config.eval_data), config.target_format)
+    args = trl_args(config)  # before the model: DeepSpeed ZeRO-3 partitions it while loading
+    dtype = resolve_dtype(config.dtype, config.bf16)
+    model, tokenizer = load_train_model(config.model, dtype, config.attn_implementation)
+    peft = None
+    if config.lora:
+        peft = lora_config(
+            config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets
+        )
+    mode = logits_mode or ("labels" if config.completion_only_logits else "full")
+    return ICRSFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=evals,
+        processing_class=tokenizer,
+        peft_config=peft,
+        callbacks=[JsonlLogCallback(out / "train_log.jsonl", on_log)],
+        logits_mode=mode,
+    )
+
+
+def train_sft(config: SFTConfig, on_log: LogFn | None = None) -> Path:
+    """Fine-tune a model on ICR records and save it to ``<out>/final``.
+
+    Writes ``<out>/config.yaml``, ``<out>/train_log.jsonl`` (appended to on resume),
+    ``<out>/checkpoint-N`` every ``save_steps`` and the final adapters (or full model) with the
+    tokenizer in ``<out>/final``, loadable by :func:`longctx.models.loader.load_model`.
+
+    Args:
+        config: The run configuration; with ``resume``, training continues from the latest
+            checkpoint in ``out`` (from scratch when there is none).
+        on_log: Receives each log line (``step``, ``loss``, ``lr``, ``seconds``).
+
+    Returns:
+        The ``final`` folder.
+    """
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = latest_checkpoint(out) if config.resume else None
+    if config.resume and checkpoint is None:
+        logger.warning("resume: no checkpoint in %s, starting from scratch", out)
+    if checkpoint is None:
+        (out / "train_log.jsonl").unlink(missing_ok=True)
+    dump_config(config, out / "config.yaml")
+    trainer = make_trainer(config, on_log)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    return save_final(trainer, out / "final", config.model)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    from longctx.config import load_config
+
+    parser = argparse.ArgumentParser(prog="python -m longctx.train.sft", description=__doc__)
+    parser.add_argument("--config", required=True, help="YAML recipe (an SFTConfig)")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides (YAML values)")
+    cli = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cfg = load_config(SFTConfig, cli.config, cli.overrides, resume=cli.resume or None)
+    print(f"final model: {train_sft(cfg, on_log=lambda line: print(line, flush=True))}")
