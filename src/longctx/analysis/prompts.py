@@ -166,9 +166,10 @@ def rebuild_prompt(
 def context_builder(loaded: Any, config: Any, task: Any, examples: Sequence[Example]) -> Any:
     """The evaluation's context builder (same seed, pool and budgets as ``longctx eval``)."""
     from longctx.eval.runner import Evaluator, distractor_pool
+    from longctx.models.generate import LocalEngine
 
     pool = distractor_pool(examples) if task.context == "passages" else []
-    return Evaluator(config, task, loaded, pool)
+    return Evaluator(config, task, LocalEngine(loaded), loaded.window, pool)
 
 
 def load_run_source(folder: Path, loaded: Any) -> tuple[Any, Any, list[Example], list[dict], dict]:
