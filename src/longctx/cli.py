@@ -494,6 +494,47 @@ def train_sft_cmd(
     console.print(f"log: {Path(cfg.out) / 'train_log.jsonl'}")
 
 
+@train_app.command("grpo")
+def train_grpo_cmd(
+    config: Annotated[Path, typer.Option(help="YAML recipe (a GRPOConfig).")],
+    reward: Annotated[
+        str | None, typer.Option(help="Reward: answer, ids, ids_content, ids_quotes or judge.")
+    ] = None,
+    train_compress: Annotated[
+        str | None,
+        typer.Option("--train-compress", help="Compression-aware training with this KV method."),
+    ] = None,
+    train_ratio: Annotated[
+        float | None, typer.Option("--train-ratio", help="Compression ratio (fraction removed).")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint.")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="key=value override.")] = None,
+) -> None:
+    """GRPO with an in-context-retrieval reward (optionally on a compressed KV cache)."""
+    _setup()
+    from longctx.config import load_config
+    from longctx.train.grpo import train_grpo
+    from longctx.train.grpo_config import GRPOConfig
+
+    cfg = load_config(
+        GRPOConfig,
+        config,
+        set_ or [],
+        reward=reward,
+        train_compress=train_compress,
+        train_ratio=train_ratio,
+        resume=resume or None,
+    )
+    keys = ("loss", "reward", "reward_std", "kl", "compress/kept_ratio", "seconds")
+
+    def show(line: dict[str, Any]) -> None:
+        shown = " ".join(f"{k}={line[k]:.4g}" for k in keys if k in line)
+        console.print(f"step {line.get('step')}: {shown}")
+
+    final = train_grpo(cfg, on_log=show)
+    console.print(f"final model: {final} (evaluate with: longctx eval --model {final})")
+
+
 @app.command("tasks")
 def tasks_cmd() -> None:
     """List the registered tasks with their metric, domain and context style."""

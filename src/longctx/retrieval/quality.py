@@ -127,7 +127,7 @@ def evaluate_retrievers(
                 tick(len(batch))
     else:
         for start in range(0, len(evaluated), _BATCH):
-            block = [ex for _, ex in evaluated[start:start + _BATCH]]
+            block = [ex for _, ex in evaluated[start : start + _BATCH]]
             # Batch the block's encoding (dense): one call instead of two per example.
             batch = [ex.question for ex in block]
             batch += [retrieval_text(d) for ex in block for d in ex.documents]
