@@ -50,7 +50,7 @@ class StudyConfig(BaseModel):
 
     model: str = "embedded"
     out: str = "runs/demo"
-    n_eval: int = 16
+    n_eval: int = 12
     n_train: int = 64
     lengths: list[int] = [384, 512]
     rag_budget: int = 256
