@@ -14,6 +14,7 @@ the LM head only at positions whose next-token label is set, through transformer
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,8 @@ from transformers import TrainerCallback
 from longctx.data.errors import DataError, require
 from longctx.data.icr.assemble import user_message
 from longctx.data.readers.base import iter_jsonl
+
+logger = logging.getLogger(__name__)
 
 LogFn = Callable[[dict[str, Any]], None]
 
@@ -222,3 +225,27 @@ def save_final(trainer: Any, folder: str | Path, spec: str) -> Path:
         config["base_model_name_or_path"] = portable_base(spec)
         adapter.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return folder
+
+
+def run_training(
+    config: Any, make_trainer: Callable[[Any, LogFn | None], Any], on_log: LogFn | None = None
+) -> Path:
+    """The run-folder protocol shared by SFT and GRPO.
+
+    Resumes from the latest checkpoint in ``config.out`` when ``config.resume`` (from scratch,
+    with a warning, when there is none; a fresh start clears ``train_log.jsonl``), writes
+    ``config.yaml``, trains, and saves the final adapters or model to ``out/final``.
+    """
+    from longctx.config import dump_config
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = latest_checkpoint(out) if config.resume else None
+    if config.resume and checkpoint is None:
+        logger.warning("resume: no checkpoint in %s, starting from scratch", out)
+    if checkpoint is None:
+        (out / "train_log.jsonl").unlink(missing_ok=True)
+    dump_config(config, out / "config.yaml")
+    trainer = make_trainer(config, on_log)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    return save_final(trainer, out / "final", config.model)

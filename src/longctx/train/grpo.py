@@ -38,17 +38,15 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
-from longctx.config import dump_config
 from longctx.data.icr.assemble import user_message
 from longctx.train.common import (
     JsonlLogCallback,
     LogFn,
-    latest_checkpoint,
     load_train_model,
     lora_config,
     read_icr_records,
     resolve_dtype,
-    save_final,
+    run_training,
 )
 from longctx.train.compress_aware import QUESTION_MARKER, CompressAwareMixin
 from longctx.train.grpo_config import REWARD_FORMATS, GRPOConfig
@@ -261,17 +259,7 @@ def train_grpo(config: GRPOConfig, on_log: LogFn | None = None) -> Path:
     Returns:
         The ``final`` folder.
     """
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = latest_checkpoint(out) if config.resume else None
-    if config.resume and checkpoint is None:
-        logger.warning("resume: no checkpoint in %s, starting from scratch", out)
-    if checkpoint is None:
-        (out / "train_log.jsonl").unlink(missing_ok=True)
-    dump_config(config, out / "config.yaml")
-    trainer = make_trainer(config, on_log)
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    return save_final(trainer, out / "final", config.model)
+    return run_training(config, make_trainer, on_log)
 
 
 if __name__ == "__main__":

@@ -25,19 +25,17 @@ from typing import Any
 import torch
 from trl import SFTTrainer
 
-from longctx.config import dump_config
 from longctx.train.common import (
     JsonlLogCallback,
     LogFn,
     conversational_dataset,
     full_logits_loss,
     labelled_logits_loss,
-    latest_checkpoint,
     load_train_model,
     lora_config,
     read_icr_records,
     resolve_dtype,
-    save_final,
+    run_training,
 )
 from longctx.train.config import SFTConfig
 
@@ -166,17 +164,7 @@ def train_sft(config: SFTConfig, on_log: LogFn | None = None) -> Path:
     Returns:
         The ``final`` folder.
     """
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = latest_checkpoint(out) if config.resume else None
-    if config.resume and checkpoint is None:
-        logger.warning("resume: no checkpoint in %s, starting from scratch", out)
-    if checkpoint is None:
-        (out / "train_log.jsonl").unlink(missing_ok=True)
-    dump_config(config, out / "config.yaml")
-    trainer = make_trainer(config, on_log)
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    return save_final(trainer, out / "final", config.model)
+    return run_training(config, make_trainer, on_log)
 
 
 if __name__ == "__main__":
