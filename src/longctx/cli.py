@@ -33,7 +33,7 @@ def _setup() -> None:
     logging.basicConfig(
         level=logging.WARNING,
         format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False)],
+        handlers=[RichHandler(console=console, show_path=False, level=logging.WARNING)],
     )
     from transformers.utils import logging as hf_logging
 
