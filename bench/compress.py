@@ -118,10 +118,18 @@ def main() -> None:
                 (render_documents([docs[i] for i in p["doc_ids"]]), examples[p["id"]].question)
                 for p in preds
             ]
-            peer = run_kvpress(loaded, method, args, prompts)
             kept = sum(
                 p["compress"]["kv_bytes_kept"] / p["compress"]["kv_bytes_full"] for p in preds
             ) / len(preds)
+            try:
+                peer = run_kvpress(loaded, method, args, prompts)
+            except RuntimeError as err:  # e.g. PyramidKV's uneven layers in kvpress's pipeline
+                print(
+                    f"{method:>20} {seconds:>10.1f} {'failed':>10} {'-':>6} {kept:>10.3f}  "
+                    f"(kvpress pipeline: {str(err)[:60]})",
+                    flush=True,
+                )
+                continue
             print(
                 f"{method:>20} {seconds:>10.1f} {peer:>10.1f} {peer / seconds:>6.2f} {kept:>10.3f}",
                 flush=True,
