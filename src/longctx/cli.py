@@ -117,7 +117,14 @@ def print_metrics(metrics: dict[str, Any], title: str = "") -> None:
             f"{r['prompt_tokens']:.0f}",
             str(r["truncated"]),
         )
-    Console().print(table)
+    _table_console().print(table)
+
+
+def _table_console() -> Console:
+    """stdout console; wide when not a terminal (logs, pipes) so tables stay readable."""
+    import sys
+
+    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def _cell(name: str, value: Any) -> str:
@@ -317,7 +324,7 @@ def compare_cmd(
     for a in result["average"]:
         drop = "—" if a["drop_pct"] is None else f"{a['drop_pct']:+.1f}"
         table.add_row(a["model"], "average", "", a["setting"], "", "", drop)
-    Console().print(table)
+    _table_console().print(table)
 
 
 @app.command("report")
@@ -382,7 +389,7 @@ def analyze_attention_cmd(
     for name, row in summary["ranges"].items():
         cells = (row["mean_ndcg@10"], row["pearson_r"], row["pearson_p"])
         table.add_row(name, *("—" if v is None else f"{v:.3f}" for v in cells))
-    Console().print(table)
+    _table_console().print(table)
     for name, row in summary["ranges"].items():
         for note in row["notes"]:
             console.print(f"{name}: {note}")
@@ -431,7 +438,7 @@ def retrieve_eval_cmd(
         table.add_column(col)
     for name, row in result.items():
         table.add_row(name, *(f"{100 * row[c]:.1f}" for c in cols))
-    Console().print(table)
+    _table_console().print(table)
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / "retrieval.json").write_text(json.dumps(result, indent=2))
@@ -547,7 +554,7 @@ def tasks_cmd() -> None:
     for name in sorted(TASKS):
         t = TASKS[name]
         table.add_row(name, t.metric, t.domain, t.context, str(t.max_new_tokens), t.description)
-    Console().print(table)
+    _table_console().print(table)
 
 
 @data_app.command("synthetic")
