@@ -13,7 +13,55 @@ from longctx.train.targets import TARGET_FORMATS
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
-class SFTConfig(BaseModel):
+class TrainingRuntime(BaseModel):
+    """Fields every training run shares (SFT and GRPO): model, data, optimiser, LoRA,
+    checkpoints, precision and the distributed/logging pass-through settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "embedded"
+    data: str
+    eval_data: str | None = None
+    limit: int | None = Field(default=None, ge=1)
+    out: str = "runs/train"
+    max_steps: int = -1
+    epochs: float = 1.0
+    lr: float = 2e-4
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = Field(default=0.0, ge=0.0, lt=1.0)
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    batch_size: int = Field(default=1, ge=1)
+    grad_accum: int = Field(default=1, ge=1)
+    lora: bool = True
+    lora_r: int = Field(default=16, ge=1)
+    lora_alpha: int = 32
+    lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    lora_targets: list[str] = Field(default_factory=lambda: list(LORA_TARGETS))
+    gradient_checkpointing: bool = False
+    save_steps: int = Field(default=100, ge=1)
+    save_total_limit: int | None = 2
+    logging_steps: int = Field(default=10, ge=1)
+    eval_steps: int | None = None
+    seed: int = 0
+    resume: bool = False
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    bf16: bool = False
+    attn_implementation: str | None = None
+    optim: str = "adamw_torch"
+    deepspeed: str | None = None
+    fsdp: str | None = None
+    fsdp_config: dict[str, Any] | None = None
+    dataloader_num_workers: int = 0
+    report_to: list[str] = Field(default_factory=lambda: ["none"])
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _one_logger(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+
+class SFTConfig(TrainingRuntime):
     """Configuration of :func:`longctx.train.sft.train_sft` (also the run's ``config.yaml``).
 
     Attributes:
@@ -60,46 +108,10 @@ class SFTConfig(BaseModel):
         report_to: Loggers (``none``, ``tensorboard``, ``wandb``).
     """
 
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = "embedded"
-    data: str
-    eval_data: str | None = None
-    limit: int | None = Field(default=None, ge=1)
-    target_format: str = "answer"
     out: str = "runs/sft"
-    max_steps: int = -1
-    epochs: float = 1.0
-    lr: float = 2e-4
-    lr_scheduler: str = "cosine"
-    warmup_ratio: float = Field(default=0.0, ge=0.0, lt=1.0)
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    batch_size: int = Field(default=1, ge=1)
-    grad_accum: int = Field(default=1, ge=1)
-    lora: bool = True
-    lora_r: int = Field(default=16, ge=1)
-    lora_alpha: int = 32
-    lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
-    lora_targets: list[str] = Field(default_factory=lambda: list(LORA_TARGETS))
-    gradient_checkpointing: bool = False
-    save_steps: int = Field(default=100, ge=1)
-    save_total_limit: int | None = 2
-    logging_steps: int = Field(default=10, ge=1)
-    eval_steps: int | None = None
+    target_format: str = "answer"
     max_length: int | None = None
-    seed: int = 0
-    resume: bool = False
     completion_only_logits: bool = True
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    bf16: bool = False
-    attn_implementation: str | None = None
-    optim: str = "adamw_torch"
-    deepspeed: str | None = None
-    fsdp: str | None = None
-    fsdp_config: dict[str, Any] | None = None
-    dataloader_num_workers: int = 0
-    report_to: list[str] = Field(default_factory=lambda: ["none"])
 
     @field_validator("target_format")
     @classmethod
@@ -114,8 +126,3 @@ class SFTConfig(BaseModel):
     @classmethod
     def _parse_max_length(cls, value: object) -> object:
         return parse_length(value) if isinstance(value, str) else value
-
-    @field_validator("report_to", mode="before")
-    @classmethod
-    def _one_logger(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value

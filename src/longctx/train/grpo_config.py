@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from longctx.data.context import parse_length
-from longctx.train.config import LORA_TARGETS
+from longctx.train.config import TrainingRuntime
 
 #: The reward of each ``--reward`` choice and the target format whose instruction the policy sees.
 REWARD_FORMATS: dict[str, str] = {
@@ -24,7 +24,7 @@ REWARD_FORMATS: dict[str, str] = {
 TRAINABLE_METHODS = ("none", "snapkv", "streaming_llm", "expected_attention", "knorm", "tova")
 
 
-class GRPOConfig(BaseModel):
+class GRPOConfig(TrainingRuntime):
     """Configuration of :func:`longctx.train.grpo.train_grpo` (also the run's ``config.yaml``).
 
     Attributes:
@@ -95,12 +95,6 @@ class GRPOConfig(BaseModel):
         report_to: Loggers (``none``, ``tensorboard``, ``wandb``).
     """
 
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = "embedded"
-    data: str
-    eval_data: str | None = None
-    limit: int | None = Field(default=None, ge=1)
     out: str = "runs/grpo"
     reward: str = "answer"
     reward_weights: dict[str, Any] = Field(default_factory=dict)
@@ -111,30 +105,15 @@ class GRPOConfig(BaseModel):
     scale_rewards: Literal["group", "batch", "none"] = "group"
     lr: float = 1e-6
     lr_scheduler: str = "constant"
-    warmup_ratio: float = Field(default=0.0, ge=0.0, lt=1.0)
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
     max_steps: int = 100
-    epochs: float = 1.0
-    batch_size: int = Field(default=1, ge=1)
-    grad_accum: int = Field(default=1, ge=1)
     temperature: float = Field(default=1.0, gt=0.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     top_k: int = Field(default=0, ge=0)
     max_completion_length: int = Field(default=256, ge=1)
     max_prompt_length: int | None = None
-    lora: bool = True
-    lora_r: int = Field(default=16, ge=1)
-    lora_alpha: int = 32
     lora_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
-    lora_targets: list[str] = Field(default_factory=lambda: list(LORA_TARGETS))
-    gradient_checkpointing: bool = False
     save_steps: int = Field(default=50, ge=1)
-    save_total_limit: int | None = 2
     logging_steps: int = Field(default=1, ge=1)
-    eval_steps: int | None = None
-    seed: int = 0
-    resume: bool = False
     shared_prefill: bool = True
     use_vllm: bool = False
     vllm_mode: Literal["colocate", "server"] = "colocate"
@@ -148,15 +127,6 @@ class GRPOConfig(BaseModel):
     judge_model: str | None = None
     judge_cache: str | None = None
     log_completions: bool = False
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    bf16: bool = False
-    attn_implementation: str | None = None
-    optim: str = "adamw_torch"
-    deepspeed: str | None = None
-    fsdp: str | None = None
-    fsdp_config: dict[str, Any] | None = None
-    dataloader_num_workers: int = 0
-    report_to: list[str] = Field(default_factory=lambda: ["none"])
 
     @field_validator("reward")
     @classmethod
@@ -178,11 +148,6 @@ class GRPOConfig(BaseModel):
     @classmethod
     def _parse_length(cls, value: object) -> object:
         return parse_length(value) if isinstance(value, str) else value
-
-    @field_validator("report_to", mode="before")
-    @classmethod
-    def _one_logger(cls, value: object) -> object:
-        return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _consistent(self) -> GRPOConfig:
