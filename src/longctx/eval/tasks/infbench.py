@@ -95,8 +95,6 @@ INFBENCH_MC = register_task(
         file_stem="longbook_choice_eng",
         metric="accuracy",
         max_new_tokens=40,
-        domain="out",
-        context="document",
         description="InfiniteBench En.MC: multiple choice (A-D) over a whole novel, accuracy",
         template=MC_TEMPLATE,
     )
@@ -108,8 +106,6 @@ INFBENCH_QA = register_task(
         file_stem="longbook_qa_eng",
         metric="f1",
         max_new_tokens=40,
-        domain="out",
-        context="document",
         description="InfiniteBench En.QA: free-form questions over a whole novel, F1 and SubEM",
         template=QA_TEMPLATE,
     )
@@ -121,8 +117,6 @@ INFBENCH_SUM = register_task(
         file_stem="longbook_sum_eng",
         metric="rougeLsum",
         max_new_tokens=1200,
-        domain="out",
-        context="document",
         description="InfiniteBench En.Sum: summary of a whole novel, ROUGE-Lsum",
         template=SUM_TEMPLATE,
     )

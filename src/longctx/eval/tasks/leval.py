@@ -119,7 +119,7 @@ _SEVERAL = (
     "One or several options may be correct. Give the letters of all correct options together "
     "(for example B, or ACD), without explanation."
 )
-_COMMON = {"reader": "leval", "domain": "out", "context": "document"}
+_COMMON = {"reader": "leval"}
 LEVAL_TASKS = [
     LEvalChoiceTask(
         name="leval_coursera",

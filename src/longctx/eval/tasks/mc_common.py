@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from statistics import fmean
-from typing import Any
+from typing import Any, Literal
 
 from longctx.data.context import BuiltContext
 from longctx.data.example import Example
@@ -187,12 +187,16 @@ def task_file(path: str | Path | None, stem: str, what: str) -> Path:
 class DocTask(Task):
     """A long-document task: the document(s) shown as plain text, without ``[DOC i]`` tags.
 
+    Out of domain and ``document``-style by default.
+
     Attributes:
         file_stem: The task's file in a benchmark folder (``load`` also takes the file itself);
             empty: the reader gets the path as given.
     """
 
     file_stem: str = ""
+    domain: Literal["in", "out", "builtin"] = "out"
+    context: Literal["passages", "document"] = "document"
 
     def load(self, path: str | Path | None, **options: Any) -> list[Example]:
         if not self.file_stem:
