@@ -17,6 +17,14 @@ from typing import Any
 import yaml
 
 
+def relative_drop(score: float | None, reference: float | None) -> float | None:
+    """``(score - reference) / reference * 100``; ``None`` when either is missing or the
+    reference is 0 (a relative change is undefined there)."""
+    if score is None or not reference:
+        return None
+    return (score - reference) / reference * 100.0
+
+
 def _label(run_dir: Path) -> str:
     config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     return str(config.get("label") or config.get("model", run_dir.name))
@@ -71,7 +79,7 @@ def robustness_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if _is_reference(r["setting"]):
             continue
         ref = refs.get((r["model"], r["task"], r["length"]))
-        drop = None if not ref else (r["score"] - ref) / ref * 100
+        drop = relative_drop(r["score"], ref)
         table.append(dict(r, reference=ref, drop_pct=drop))
     per: dict[tuple[str, str], list[float]] = defaultdict(list)
     for r in table:

@@ -136,10 +136,9 @@ class DropRow:
 
     def drop(self, ratio: float) -> float | None:
         """``(score - ref) / ref * 100`` at ``ratio`` (``None`` when undefined)."""
-        score = self.scores.get(ratio)
-        if score is None or self.reference is None or self.reference == 0:
-            return None
-        return (score - self.reference) / self.reference * 100.0
+        from longctx.eval.compare import relative_drop
+
+        return relative_drop(self.scores.get(ratio), self.reference)
 
 
 def compression_rows(index: ScoreIndex) -> list[DropRow]:
