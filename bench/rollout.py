@@ -10,8 +10,11 @@ from ``../shared/data`` rendered with :func:`longctx.data.context.build_context`
 examples when the data is absent. Both paths sample exactly ``--new`` tokens per row (EOS
 ignored, so they do the same work; ``--eos`` lets rows stop). Goal: ratio >= 3.
 
-``prefill_s`` is one pre-fill of the prompt (P); with D = shared_s - P the decoding time, the
-ratio cannot exceed about ``(G * P + D) / (P + D)`` (``bound``): only pre-fill work is saved.
+``prefill_s`` is one pre-fill of the prompt (P); with D = shared_s - P the shared path's
+decoding time, ``bound`` = ``(G * P + D) / (P + D)`` is the ratio that sharing the pre-fill alone
+would give if TRL decoded as fast. The shared path also decodes faster than ``generate``: its
+G-row steps run under :func:`longctx.models.small_batch.small_batch_linear` (on CPU ``(W @ x.T).T``
+instead of ``F.linear``, ~1.5x per step for G=5), so the ratio can exceed ``bound``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ concatenation, which copies the whole cache every step) and the G continuations 
 parallel by a plain loop: temperature, top-k, then top-p filtering (the order of transformers'
 logits processors), one token per row per step at the same position in every row (the rows
 share the prompt, so no padding or attention mask is needed). A row stops at an EOS token,
-which is kept; finished rows leave the batch (``batch_select_indices``).
+which is kept; finished rows leave the batch (``batch_select_indices``). The steps run under
+:func:`longctx.models.small_batch.small_batch_linear`: on CPU, G-row products are computed as
+``(W @ x.T).T``, about twice as fast as ``F.linear`` for 2-16 rows.
 
 The logits of every step equal those of decoding each row on its own pre-fill (the test checks
 this with forced tokens), so the sampling distribution is that of ``model.generate``.
@@ -21,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from longctx.models.small_batch import small_batch_linear
 
 
 @dataclass(frozen=True)
@@ -185,21 +189,22 @@ def decode(
     active = torch.arange(n, device=logits.device)
     completions: list[list[int]] = [[] for _ in range(n)]
     kept: list[list[torch.Tensor]] = [[] for _ in range(n)]
-    for step in range(params.max_new_tokens):
-        if return_logits:
-            for row, row_logits in zip(active.tolist(), logits, strict=True):
-                kept[row].append(row_logits.float())
-        tokens = forced[active, step] if forced is not None else sample(logits, params)
-        for row, token in zip(active.tolist(), tokens.tolist(), strict=True):
-            completions[row].append(token)
-        done = torch.isin(tokens, eos)
-        if step + 1 == params.max_new_tokens or bool(done.all()):
-            break
-        if bool(done.any()):
-            keep = (~done).nonzero().squeeze(-1)
-            cache.batch_select_indices(keep)
-            active, tokens = active[keep], tokens[keep]
-        logits = _step(model, cache, tokens.unsqueeze(-1), position + step)
+    with small_batch_linear(model):  # G-row steps: the transposed product is ~2x faster on CPU
+        for step in range(params.max_new_tokens):
+            if return_logits:
+                for row, row_logits in zip(active.tolist(), logits, strict=True):
+                    kept[row].append(row_logits.float())
+            tokens = forced[active, step] if forced is not None else sample(logits, params)
+            for row, token in zip(active.tolist(), tokens.tolist(), strict=True):
+                completions[row].append(token)
+            done = torch.isin(tokens, eos)
+            if step + 1 == params.max_new_tokens or bool(done.all()):
+                break
+            if bool(done.any()):
+                keep = (~done).nonzero().squeeze(-1)
+                cache.batch_select_indices(keep)
+                active, tokens = active[keep], tokens[keep]
+            logits = _step(model, cache, tokens.unsqueeze(-1), position + step)
     stacked = [torch.stack(rows) for rows in kept] if return_logits else None
     return Rollouts(completions, stacked)
 
