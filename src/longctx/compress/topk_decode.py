@@ -31,9 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from transformers import AttentionInterface
-from transformers.integrations.sdpa_attention import repeat_kv
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
@@ -50,9 +48,23 @@ TOPK_MODEL_NAMES = (
 )
 
 
-def _select_exact(scores: torch.Tensor, n_keep: int) -> torch.Tensor:
-    """Sorted indices of the ``n_keep`` best scores: ``(b, kv, g, L) -> (b, kv, g, n_keep)``."""
-    return scores.topk(n_keep, dim=-1).indices.sort(dim=-1).values
+def _select_exact(scores: torch.Tensor, k: int, n_sink: int, n_recent: int) -> torch.Tensor:
+    """Boolean keep-mask ``(b, kv, g, L)``: the static positions and the ``k`` best others.
+
+    The ``k``-th best score among the positions between the sinks and the recent window is
+    found with ``kthvalue`` (a selection, no sort) and every position at or above it is kept:
+    exactly ``k`` unless scores tie at the threshold, when all tied positions are kept.
+    """
+    length = scores.shape[-1]
+    middle = scores[..., n_sink : length - n_recent]
+    n = middle.shape[-1]
+    if k >= n:
+        return torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
+    threshold = middle.kthvalue(n - k + 1, dim=-1, keepdim=True).values
+    keep = scores >= threshold
+    keep[..., :n_sink] = True
+    keep[..., length - n_recent :] = True
+    return keep
 
 
 def _masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -144,37 +156,75 @@ def topk_attention(
     mask = None
     if attention_mask is not None:
         mask = attention_mask.expand(b, n_heads, 1, length).reshape(b, n_kv, groups, length)
-    always = torch.zeros(length, dtype=torch.bool, device=key.device)
-    always[: method.n_sink] = True
-    if method.n_recent:
-        always[length - method.n_recent :] = True
+    scale = dim**-0.5 if scaling is None else scaling
+    if not method.use_faiss and not torch.is_grad_enabled() and key.dtype == torch.float32:
+        out, entries = _attend_exact_in_place(method, q, key, value, mask, budget, scale)
+        method._record(module, entries // b, key)
+        return out.view(b, n_heads, 1, dim).transpose(1, 2).contiguous(), None
+    scores = _masked(torch.matmul(q, key.transpose(-1, -2)).float() * scale, mask)
     if method.use_faiss:
-        selected = _select_faiss(method, module, key, q, always)
-        method._record(module, int(selected.any(dim=2).sum()) // b, key)
-        bias = torch.zeros(selected.shape, dtype=query.dtype, device=query.device)
-        bias = _masked(bias.masked_fill(~selected, float("-inf")), mask)
-        out = F.scaled_dot_product_attention(
-            query,
-            repeat_kv(key, groups),
-            repeat_kv(value, groups),
-            attn_mask=bias.view(b, n_heads, 1, length),
-            scale=scaling,
-        )
-        return out.transpose(1, 2).contiguous(), None
-    scores = _masked(torch.einsum("bkgd,bkld->bkgl", q, key).float(), mask)
-    scores = scores.masked_fill(always, float("inf"))
-    idx = _select_exact(scores, n_keep)  # (b, kv, g, n_keep)
-    union = torch.zeros(b, n_kv, length, dtype=torch.bool, device=key.device)
-    union.scatter_(2, idx.reshape(b, n_kv, -1), True)
+        always = torch.zeros(length, dtype=torch.bool, device=key.device)
+        always[: method.n_sink] = True
+        always[length - method.n_recent :] = True
+        keep = _select_faiss(method, module, key, q, always)
+    else:
+        keep = _select_exact(scores, budget, method.n_sink, method.n_recent)
+    if mask is not None:  # masked positions (padding) are never attended nor counted
+        keep &= scores > float("-inf")
+    union = keep.view(torch.uint8).amax(dim=2)  # (b, kv, L): read by any query head of the group
     method._record(module, int(union.sum()) // b, key)
-    flat = idx.reshape(b, n_kv, groups * n_keep, 1).expand(-1, -1, -1, dim)
-    k_sel = key.gather(2, flat).view(b, n_heads, n_keep, dim)
-    v_sel = value.gather(2, flat).view(b, n_heads, n_keep, dim)
-    sel_mask = None
+    probs = torch.where(keep, scores, float("-inf")).softmax(dim=-1).to(value.dtype)
+    out = torch.matmul(probs, value)  # (b, kv, g, dim): unselected positions weigh 0
+    return out.view(b, n_heads, 1, dim).transpose(1, 2).contiguous(), None
+
+
+def _attend_exact_in_place(
+    method: TopKDecode,
+    q: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None,
+    k: int,
+    scale: float,
+) -> tuple[torch.Tensor, int]:
+    """Exact top-k attention without large temporaries (no autograd, float32).
+
+    The same result as the general path, computed in workspace buffers that are reused across
+    layers and steps: on CPU, allocating a fresh ~150 KB ``(b, kv, g, L)`` tensor costs more than
+    the arithmetic on it (the pages are faulted in on every allocation), which alone made top-k
+    decoding slower than fused SDPA.
+
+    Args:
+        q: ``(b, kv, g, dim)`` queries grouped by KV head.
+        key, value: ``(b, kv, L, dim)``.
+        mask: ``None`` or a boolean/additive mask broadcastable to ``(b, kv, g, L)``.
+        k: Retrieved positions per query head besides the static ones.
+        scale: Softmax scale.
+
+    Returns:
+        ``(out, entries)``: the ``(b, kv, g, dim)`` output and the (batch-summed) number of
+        (KV head, position) pairs read by at least one query head.
+    """
+    b, n_kv, length, _ = key.shape
+    lo, hi = method.n_sink, length - method.n_recent
+    scores = method._buffer("scores", (b, n_kv, q.shape[2], length), key.dtype, key.device)
+    torch.matmul(q, key.transpose(-1, -2), out=scores).mul_(scale)
     if mask is not None:
-        sel_mask = mask.gather(-1, idx).view(b, n_heads, 1, n_keep)
-    out = F.scaled_dot_product_attention(query, k_sel, v_sel, attn_mask=sel_mask, scale=scaling)
-    return out.transpose(1, 2).contiguous(), None
+        scores.copy_(_masked(scores, mask))
+    middle = scores[..., lo:hi]
+    threshold = middle.kthvalue(middle.shape[-1] - k + 1, dim=-1, keepdim=True).values
+    drop = scores < threshold  # ties at the threshold are all kept
+    drop[..., :lo] = False
+    drop[..., hi:] = False
+    if mask is not None:  # masked positions (padding) are never attended nor counted
+        drop |= scores == float("-inf")
+    entries = n_kv * length * b - int(drop.view(torch.uint8).amin(dim=2).sum())
+    # Softmax over the kept positions, normalised after P @ V. The exponential runs on finite
+    # scores and the dropped ones are zeroed after it by a multiplication: exp of -inf entries
+    # (and masked_fill) run several times slower on CPU and slow the following kernels too.
+    scores.sub_(scores.amax(dim=-1, keepdim=True)).exp_().mul_(drop.logical_not_())
+    out = torch.matmul(scores, value)
+    return out.div_(scores.sum(dim=-1, keepdim=True)), entries
 
 
 AttentionInterface.register(ATTN_NAME, topk_attention)
@@ -208,6 +258,7 @@ class TopKDecode(CompressionMethod):
     _indexes: dict[int, Any] = field(default_factory=dict, init=False, repr=False)
     _entries: int = field(default=0, init=False, repr=False)
     _steps: int = field(default=0, init=False, repr=False)
+    _buffers: dict[tuple, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -236,6 +287,20 @@ class TopKDecode(CompressionMethod):
             return index
         return faiss.IndexFlatIP(dim)
 
+    def _buffer(
+        self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
+    ) -> torch.Tensor:
+        """A contiguous ``shape`` view of a reused workspace buffer (grown by 25% when short)."""
+        size = 1
+        for n in shape:
+            size *= n
+        slot = (name, dtype, device, torch.is_inference_mode_enabled())
+        buffer = self._buffers.get(slot)
+        if buffer is None or buffer.numel() < size:
+            buffer = torch.empty(size + size // 4, dtype=dtype, device=device)
+            self._buffers[slot] = buffer
+        return buffer[:size].view(shape)
+
     def _record(self, module: Any, entries: int, key: torch.Tensor) -> None:
         """Count the (KV head, position) ``entries`` one layer attends to at one step."""
         self._entries += 2 * entries * key.shape[-1] * key.element_size()
@@ -247,7 +312,7 @@ class TopKDecode(CompressionMethod):
         """Switch the model to ``longctx_topk`` attention; restore it on exit."""
         previous = model.config._attn_implementation
         modules = [m for name, m in model.named_modules() if name.endswith("self_attn")]
-        self._indexes, self._entries, self._steps = {}, 0, 0
+        self._indexes, self._entries, self._steps, self._buffers = {}, 0, 0, {}
         for module in modules:
             module._longctx_topk = self
         model.set_attn_implementation(ATTN_NAME)
@@ -257,7 +322,7 @@ class TopKDecode(CompressionMethod):
             model.set_attn_implementation(previous)
             for module in modules:
                 del module._longctx_topk
-            self._indexes = {}
+            self._indexes, self._buffers = {}, {}
 
     def attended_bytes(self) -> int | None:
         """Mean key and value bytes attended per single-token step, summed over layers.
