@@ -184,14 +184,17 @@ def test_topk_attends_to_planted_key(use_faiss):
     assert torch.allclose(out[0, 0, 1], value[0, 0, 11])
 
 
-def test_topk_matches_manual_selection():
+@pytest.mark.parametrize("grad", [True, False], ids=["autograd-path", "in-place-path"])
+def test_topk_matches_manual_selection(grad):
     gen = torch.Generator().manual_seed(1)
     length, dim, k = 20, 8, 3
     key = torch.randn(1, 2, length, dim, generator=gen)
     value = torch.randn(1, 2, length, dim, generator=gen)
     query = torch.randn(1, 4, 1, dim, generator=gen)
     method = TopKDecode(k=k, n_sink=2, n_recent=3)
-    out, _ = topk_attention(_stub(method, 2), query, key, value, None, scaling=dim**-0.5)
+    with torch.set_grad_enabled(grad):
+        out, _ = topk_attention(_stub(method, 2), query, key, value, None, scaling=dim**-0.5)
+    assert method._entries > 0 and bool(method._buffers) is not grad
     for head in range(4):
         q, keys, vals = query[0, head, 0], key[0, head // 2], value[0, head // 2]
         scores = keys @ q
@@ -199,6 +202,24 @@ def test_topk_matches_manual_selection():
         chosen = torch.cat([torch.arange(2), middle, torch.arange(length - 3, length)])
         weights = torch.softmax(scores[chosen] * dim**-0.5, dim=0)
         assert torch.allclose(out[0, 0, head], weights @ vals[chosen], atol=1e-6)
+
+
+def test_topk_paths_agree_with_a_padding_mask():
+    gen = torch.Generator().manual_seed(2)
+    b, length, dim = 2, 40, 8
+    key = torch.randn(b, 2, length, dim, generator=gen)
+    value = torch.randn(b, 2, length, dim, generator=gen)
+    query = torch.randn(b, 4, 1, dim, generator=gen)
+    mask = torch.ones(b, 1, 1, length, dtype=torch.bool)
+    mask[1, ..., 3:9] = False  # left padding of the second row, inside the searched middle
+    results = []
+    for grad in (True, False):
+        method = TopKDecode(k=10, n_sink=2, n_recent=4)
+        with torch.set_grad_enabled(grad):
+            out, _ = topk_attention(_stub(method, 2), query, key, value, mask, scaling=0.3)
+        results.append((out, method._entries))
+    torch.testing.assert_close(results[0][0], results[1][0], atol=1e-6, rtol=1e-5)
+    assert results[0][1] == results[1][1]
 
 
 def test_topk_decode_sparse_generation(loaded, prompt):
