@@ -25,6 +25,7 @@ the union of what its query heads selected.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -157,11 +158,17 @@ def topk_attention(
     if attention_mask is not None:
         mask = attention_mask.expand(b, n_heads, 1, length).reshape(b, n_kv, groups, length)
     scale = dim**-0.5 if scaling is None else scaling
-    if not method.use_faiss and not torch.is_grad_enabled() and key.dtype == torch.float32:
-        out, entries = _attend_exact_in_place(method, q, key, value, mask, budget, scale)
-        method._record(module, entries // b, key)
-        return out.view(b, n_heads, 1, dim).transpose(1, 2).contiguous(), None
-    scores = _masked(torch.matmul(q, key.transpose(-1, -2)).float() * scale, mask)
+    # Without autograd (decoding), float32 scores live in a buffer reused across layers and
+    # steps and the softmax runs in place: on CPU a fresh ~150 KB (b, kv, g, L) tensor per layer
+    # costs more than its arithmetic (its pages are faulted in at every allocation).
+    in_place = not torch.is_grad_enabled() and key.dtype == torch.float32
+    if in_place:
+        scores = method._scores_buffer((b, n_kv, groups, length), key)
+        torch.matmul(q, key.transpose(-1, -2), out=scores).mul_(scale)
+        if mask is not None:
+            scores.copy_(_masked(scores, mask))
+    else:
+        scores = _masked(torch.matmul(q, key.transpose(-1, -2)).float() * scale, mask)
     if method.use_faiss:
         always = torch.zeros(length, dtype=torch.bool, device=key.device)
         always[: method.n_sink] = True
@@ -173,58 +180,15 @@ def topk_attention(
         keep &= scores > float("-inf")
     union = keep.view(torch.uint8).amax(dim=2)  # (b, kv, L): read by any query head of the group
     method._record(module, int(union.sum()) // b, key)
-    probs = torch.where(keep, scores, float("-inf")).softmax(dim=-1).to(value.dtype)
-    out = torch.matmul(probs, value)  # (b, kv, g, dim): unselected positions weigh 0
+    if in_place:
+        # Softmax normalised after P @ V; the exponential runs before the unselected positions
+        # are zeroed: exp of -inf entries (and masked_fill) run several times slower on CPU.
+        scores.sub_(scores.amax(dim=-1, keepdim=True)).exp_().mul_(keep)
+        out = torch.matmul(scores, value).div_(scores.sum(dim=-1, keepdim=True))
+    else:
+        probs = torch.where(keep, scores, float("-inf")).softmax(dim=-1).to(value.dtype)
+        out = torch.matmul(probs, value)  # (b, kv, g, dim): unselected positions weigh 0
     return out.view(b, n_heads, 1, dim).transpose(1, 2).contiguous(), None
-
-
-def _attend_exact_in_place(
-    method: TopKDecode,
-    q: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    mask: torch.Tensor | None,
-    k: int,
-    scale: float,
-) -> tuple[torch.Tensor, int]:
-    """Exact top-k attention without large temporaries (no autograd, float32).
-
-    The same result as the general path, computed in workspace buffers that are reused across
-    layers and steps: on CPU, allocating a fresh ~150 KB ``(b, kv, g, L)`` tensor costs more than
-    the arithmetic on it (the pages are faulted in on every allocation), which alone made top-k
-    decoding slower than fused SDPA.
-
-    Args:
-        q: ``(b, kv, g, dim)`` queries grouped by KV head.
-        key, value: ``(b, kv, L, dim)``.
-        mask: ``None`` or a boolean/additive mask broadcastable to ``(b, kv, g, L)``.
-        k: Retrieved positions per query head besides the static ones.
-        scale: Softmax scale.
-
-    Returns:
-        ``(out, entries)``: the ``(b, kv, g, dim)`` output and the (batch-summed) number of
-        (KV head, position) pairs read by at least one query head.
-    """
-    b, n_kv, length, _ = key.shape
-    lo, hi = method.n_sink, length - method.n_recent
-    scores = method._buffer("scores", (b, n_kv, q.shape[2], length), key.dtype, key.device)
-    torch.matmul(q, key.transpose(-1, -2), out=scores).mul_(scale)
-    if mask is not None:
-        scores.copy_(_masked(scores, mask))
-    middle = scores[..., lo:hi]
-    threshold = middle.kthvalue(middle.shape[-1] - k + 1, dim=-1, keepdim=True).values
-    drop = scores < threshold  # ties at the threshold are all kept
-    drop[..., :lo] = False
-    drop[..., hi:] = False
-    if mask is not None:  # masked positions (padding) are never attended nor counted
-        drop |= scores == float("-inf")
-    entries = n_kv * length * b - int(drop.view(torch.uint8).amin(dim=2).sum())
-    # Softmax over the kept positions, normalised after P @ V. The exponential runs on finite
-    # scores and the dropped ones are zeroed after it by a multiplication: exp of -inf entries
-    # (and masked_fill) run several times slower on CPU and slow the following kernels too.
-    scores.sub_(scores.amax(dim=-1, keepdim=True)).exp_().mul_(drop.logical_not_())
-    out = torch.matmul(scores, value)
-    return out.div_(scores.sum(dim=-1, keepdim=True)), entries
 
 
 AttentionInterface.register(ATTN_NAME, topk_attention)
@@ -258,7 +222,7 @@ class TopKDecode(CompressionMethod):
     _indexes: dict[int, Any] = field(default_factory=dict, init=False, repr=False)
     _entries: int = field(default=0, init=False, repr=False)
     _steps: int = field(default=0, init=False, repr=False)
-    _buffers: dict[tuple, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
+    _scores: torch.Tensor | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -287,18 +251,17 @@ class TopKDecode(CompressionMethod):
             return index
         return faiss.IndexFlatIP(dim)
 
-    def _buffer(
-        self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
-    ) -> torch.Tensor:
-        """A contiguous ``shape`` view of a reused workspace buffer (grown by 25% when short)."""
-        size = 1
-        for n in shape:
-            size *= n
-        slot = (name, dtype, device, torch.is_inference_mode_enabled())
-        buffer = self._buffers.get(slot)
-        if buffer is None or buffer.numel() < size:
-            buffer = torch.empty(size + size // 4, dtype=dtype, device=device)
-            self._buffers[slot] = buffer
+    def _scores_buffer(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """A contiguous ``shape`` view of the reused score buffer (grown by 25% when short; new
+        when inference mode changed, as an inference tensor cannot be written outside it)."""
+        size = math.prod(shape)
+        buffer = self._scores
+        if (
+            buffer is None
+            or buffer.numel() < size
+            or buffer.is_inference() != torch.is_inference_mode_enabled()
+        ):
+            buffer = self._scores = like.new_empty(size + size // 4)
         return buffer[:size].view(shape)
 
     def _record(self, module: Any, entries: int, key: torch.Tensor) -> None:
@@ -312,7 +275,7 @@ class TopKDecode(CompressionMethod):
         """Switch the model to ``longctx_topk`` attention; restore it on exit."""
         previous = model.config._attn_implementation
         modules = [m for name, m in model.named_modules() if name.endswith("self_attn")]
-        self._indexes, self._entries, self._steps, self._buffers = {}, 0, 0, {}
+        self._indexes, self._entries, self._steps, self._scores = {}, 0, 0, None
         for module in modules:
             module._longctx_topk = self
         model.set_attn_implementation(ATTN_NAME)
@@ -322,7 +285,7 @@ class TopKDecode(CompressionMethod):
             model.set_attn_implementation(previous)
             for module in modules:
                 del module._longctx_topk
-            self._indexes, self._buffers = {}, {}
+            self._indexes, self._scores = {}, None
 
     def attended_bytes(self) -> int | None:
         """Mean key and value bytes attended per single-token step, summed over layers.
