@@ -111,6 +111,22 @@ def lora_config(r: int, alpha: int, dropout: float, targets: list[str]) -> Any:
     )
 
 
+def load_policy(config: Any) -> tuple[Any, Any, Any]:
+    """The model to train, its tokenizer and the PEFT config (``None`` for full fine-tuning).
+
+    Args:
+        config: A :class:`longctx.train.config.TrainingRuntime` (SFT or GRPO config).
+    """
+    dtype = resolve_dtype(config.dtype, config.bf16)
+    model, tokenizer = load_train_model(config.model, dtype, config.attn_implementation)
+    peft = None
+    if config.lora:
+        peft = lora_config(
+            config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets
+        )
+    return model, tokenizer, peft
+
+
 def latest_checkpoint(out: str | Path) -> Path | None:
     """The ``checkpoint-N`` folder of ``out`` with the largest N, or ``None``."""
     from transformers.trainer_utils import get_last_checkpoint

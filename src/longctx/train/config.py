@@ -60,6 +60,40 @@ class TrainingRuntime(BaseModel):
     def _one_logger(cls, value: object) -> object:
         return [value] if isinstance(value, str) else value
 
+    def trainer_arguments(self) -> dict[str, Any]:
+        """The transformers ``TrainingArguments`` this runtime sets, shared by SFT and GRPO
+        (batch sizes and the trainer-specific ones are added by each trainer)."""
+        evaluate = self.eval_data is not None
+        return {
+            "output_dir": self.out,
+            "max_steps": self.max_steps,
+            "num_train_epochs": self.epochs,
+            "learning_rate": self.lr,
+            "lr_scheduler_type": self.lr_scheduler,
+            "warmup_steps": self.warmup_ratio,
+            "weight_decay": self.weight_decay,
+            "max_grad_norm": self.max_grad_norm,
+            "gradient_accumulation_steps": self.grad_accum,
+            "gradient_checkpointing": self.gradient_checkpointing,
+            "gradient_checkpointing_kwargs": {"use_reentrant": False},
+            "save_strategy": "steps",
+            "save_steps": self.save_steps,
+            "save_total_limit": self.save_total_limit,
+            "logging_steps": self.logging_steps,
+            "logging_first_step": True,
+            "eval_strategy": "steps" if evaluate else "no",
+            "eval_steps": (self.eval_steps or self.save_steps) if evaluate else None,
+            "seed": self.seed,
+            "bf16": self.bf16,
+            "fp16": False,
+            "optim": self.optim,
+            "deepspeed": self.deepspeed,
+            "fsdp": self.fsdp or "",
+            "fsdp_config": self.fsdp_config,
+            "dataloader_num_workers": self.dataloader_num_workers,
+            "report_to": self.report_to,
+        }
+
 
 class SFTConfig(TrainingRuntime):
     """Configuration of :func:`longctx.train.sft.train_sft` (also the run's ``config.yaml``).

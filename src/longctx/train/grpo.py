@@ -42,10 +42,8 @@ from longctx.data.icr.assemble import user_message
 from longctx.train.common import (
     JsonlLogCallback,
     LogFn,
-    load_train_model,
-    lora_config,
+    load_policy,
     read_icr_records,
-    resolve_dtype,
     run_training,
 )
 from longctx.train.compress_aware import QUESTION_MARKER, CompressAwareMixin
@@ -206,8 +204,7 @@ def make_trainer(config: GRPOConfig, on_log: LogFn | None = None) -> ICRGRPOTrai
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     args = config.trl_args()  # before the model: DeepSpeed ZeRO-3 partitions it while loading
-    dtype = resolve_dtype(config.dtype, config.bf16)
-    model, tokenizer = load_train_model(config.model, dtype, config.attn_implementation)
+    model, tokenizer, peft = load_policy(config)
     fmt = config.target_format
     train = grpo_dataset(
         read_icr_records(config.data, config.limit), fmt, tokenizer, config.max_prompt_length
@@ -216,11 +213,6 @@ def make_trainer(config: GRPOConfig, on_log: LogFn | None = None) -> ICRGRPOTrai
     if config.eval_data:
         evals = grpo_dataset(
             read_icr_records(config.eval_data), fmt, tokenizer, config.max_prompt_length
-        )
-    peft = None
-    if config.lora:
-        peft = lora_config(
-            config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets
         )
     compress = None
     if config.train_compress:

@@ -31,10 +31,8 @@ from longctx.train.common import (
     conversational_dataset,
     full_logits_loss,
     labelled_logits_loss,
-    load_train_model,
-    lora_config,
+    load_policy,
     read_icr_records,
-    resolve_dtype,
     run_training,
 )
 from longctx.train.config import SFTConfig
@@ -72,41 +70,14 @@ def trl_args(config: SFTConfig) -> Any:
     """TRL ``SFTConfig`` (training arguments) for a run."""
     from trl import SFTConfig as TRLSFTConfig
 
-    evaluate = config.eval_data is not None
     return TRLSFTConfig(
-        output_dir=config.out,
-        max_steps=config.max_steps,
-        num_train_epochs=config.epochs,
-        learning_rate=config.lr,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_ratio,
-        weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm,
+        **config.trainer_arguments(),
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        gradient_checkpointing=config.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
-        logging_steps=config.logging_steps,
-        logging_first_step=True,
-        eval_strategy="steps" if evaluate else "no",
-        eval_steps=(config.eval_steps or config.save_steps) if evaluate else None,
         prediction_loss_only=True,
         max_length=config.max_length,
         completion_only_loss=True,
-        seed=config.seed,
-        bf16=config.bf16,
-        fp16=False,
-        optim=config.optim,
-        deepspeed=config.deepspeed,
-        fsdp=config.fsdp or "",
-        fsdp_config=config.fsdp_config,
-        dataloader_num_workers=config.dataloader_num_workers,
         dataloader_pin_memory=torch.cuda.is_available(),
-        report_to=config.report_to,
     )
 
 
@@ -129,13 +100,7 @@ def make_trainer(
     if config.eval_data:
         evals = conversational_dataset(read_icr_records(config.eval_data), config.target_format)
     args = trl_args(config)  # before the model: DeepSpeed ZeRO-3 partitions it while loading
-    dtype = resolve_dtype(config.dtype, config.bf16)
-    model, tokenizer = load_train_model(config.model, dtype, config.attn_implementation)
-    peft = None
-    if config.lora:
-        peft = lora_config(
-            config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets
-        )
+    model, tokenizer, peft = load_policy(config)
     mode = logits_mode or ("labels" if config.completion_only_logits else "full")
     return ICRSFTTrainer(
         model=model,
