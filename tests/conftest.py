@@ -65,3 +65,31 @@ def tiny_model_dir(tmp_path_factory, tokenizer) -> Path:
     make_tiny_llama(tokenizer).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    """Record the OpenAI client's backoff sleeps instead of waiting."""
+    from longctx.models import openai_engine
+
+    calls: list[float] = []
+    monkeypatch.setattr(openai_engine.time, "sleep", calls.append)
+    return calls
+
+
+@pytest.fixture
+def server():
+    """A fake OpenAI-compatible server on 127.0.0.1 (:class:`tests.fake_openai.FakeOpenAI`)."""
+    from tests.fake_openai import FakeOpenAI
+
+    with FakeOpenAI() as fake:
+        yield fake

@@ -3,7 +3,6 @@ import time
 
 import pytest
 
-import longctx.models.openai_engine as openai_engine
 from longctx.eval.judge import (
     LOONG_JUDGE_PROMPT,
     JudgeResult,
@@ -14,20 +13,6 @@ from longctx.eval.judge import (
     parse_score_0_100,
 )
 from tests.fake_openai import FakeOpenAI, chat_body
-
-
-@pytest.fixture
-def sleeps(monkeypatch):
-    """Record backoff sleeps instead of waiting."""
-    calls: list[float] = []
-    monkeypatch.setattr(openai_engine.time, "sleep", calls.append)
-    return calls
-
-
-@pytest.fixture
-def server():
-    with FakeOpenAI() as fake:
-        yield fake
 
 
 def _judge(server, **kw):

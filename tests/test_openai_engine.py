@@ -1,22 +1,8 @@
 import pytest
 
-import longctx.models.openai_engine as openai_engine
 from longctx.models.generate import Generation
 from longctx.models.openai_engine import APIError, OpenAIEngine
-from tests.fake_openai import FakeOpenAI, chat_body, completion_body
-
-
-@pytest.fixture
-def sleeps(monkeypatch):
-    calls: list[float] = []
-    monkeypatch.setattr(openai_engine.time, "sleep", calls.append)
-    return calls
-
-
-@pytest.fixture
-def server():
-    with FakeOpenAI() as fake:
-        yield fake
+from tests.fake_openai import chat_body, completion_body
 
 
 def test_completion_text_and_usage(server, sleeps):
