@@ -71,7 +71,8 @@ def run_kvpress(loaded, method: str, args, prompts: list[tuple[str, str]]) -> fl
 def decode_ms_per_token(loaded, tokens: int, ratio: float, new_tokens: int = 32, repeats: int = 3):
     """Decoding ms/token on a ``tokens``-long context: full attention vs topk_decode.
 
-    The two alternate ``repeats`` times on the same context; the medians are reported.
+    The two alternate ``repeats`` times on the same context and decode the same number of
+    tokens (EOS ignored); the medians are reported.
     """
     import statistics
 
@@ -85,7 +86,7 @@ def decode_ms_per_token(loaded, tokens: int, ratio: float, new_tokens: int = 32,
     for _ in range(repeats):
         for name, times in runs.items():
             method = make_method(name, ratio=0.0 if name == "none" else ratio)
-            gen = generate_compressed(loaded, ids, question, method, new_tokens)
+            gen = generate_compressed(loaded, ids, question, method, new_tokens, ignore_eos=True)
             decode = gen.seconds - gen.prefill_seconds
             times.append(1000 * decode / max(gen.new_tokens, 1))
     return {name: statistics.median(times) for name, times in runs.items()}
@@ -140,7 +141,11 @@ def main() -> None:
                 f"{method:>20} {seconds:>10.1f} {peer:>10.1f} {peer / seconds:>6.2f} {kept:>10.3f}",
                 flush=True,
             )
+    from longctx.compress.topk_kernel import load_topk_kernel
+
+    kernel = "fused CPU kernel" if load_topk_kernel() is not None else "torch implementation"
     decode = decode_ms_per_token(loaded, parse_length(args.decode_length), args.ratio)
+    print(f"topk_decode runs its {kernel}")
     print(
         f"decode at {args.decode_length}: full {decode['none']:.1f} ms/token, topk_decode "
         f"{decode['topk_decode']:.1f} ms/token (ratio {decode['none'] / decode['topk_decode']:.2f})"

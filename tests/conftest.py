@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,20 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"../shared/data not present: {path} is missing")
     return path
+
+
+def require_kernel():
+    """The compiled topk_decode kernel; skip where no C++ compiler or ninja is installed, fail
+    where they are but the build fails."""
+    from longctx.compress.topk_kernel import load_topk_kernel
+
+    compiler = os.environ.get("CXX", "c++")
+    if shutil.which(compiler) is None or shutil.which("ninja") is None:
+        pytest.skip(f"building the topk_decode kernel needs {compiler} and ninja on PATH")
+    kernel = load_topk_kernel()
+    if kernel is None:
+        pytest.fail("the topk_decode kernel did not build (see the RuntimeWarning)")
+    return kernel
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from longctx.compress import (
 )
 from longctx.compress.topk_decode import TopKDecode, topk_attention
 from longctx.models.loader import LoadedModel
-from tests.conftest import make_tiny_llama
+from tests.conftest import make_tiny_llama, require_kernel
 
 CONTEXT_LEN = 96
 NEW_TOKENS = 4
@@ -184,17 +184,32 @@ def test_topk_attends_to_planted_key(use_faiss):
     assert torch.allclose(out[0, 0, 1], value[0, 0, 11])
 
 
-@pytest.mark.parametrize("grad", [True, False], ids=["autograd-path", "in-place-path"])
-def test_topk_matches_manual_selection(grad):
+# The three implementations of an exact step: torch with autograd, torch in place (no autograd,
+# kernel off) and the fused CPU kernel (no autograd).
+PATHS = {"autograd": (True, False), "in-place": (False, False), "kernel": (False, True)}
+
+
+def _run_path(path: str, method: TopKDecode, *args, **kw):
+    grad, method.kernel = PATHS[path]
+    if method.kernel:
+        require_kernel()
+    with torch.set_grad_enabled(grad):
+        out = topk_attention(*args, **kw)
+    assert (method._scores is not None) is (path == "in-place")  # the path really taken
+    return out
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+def test_topk_matches_manual_selection(path):
     gen = torch.Generator().manual_seed(1)
     length, dim, k = 20, 8, 3
     key = torch.randn(1, 2, length, dim, generator=gen)
     value = torch.randn(1, 2, length, dim, generator=gen)
     query = torch.randn(1, 4, 1, dim, generator=gen)
     method = TopKDecode(k=k, n_sink=2, n_recent=3)
-    with torch.set_grad_enabled(grad):
-        out, _ = topk_attention(_stub(method, 2), query, key, value, None, scaling=dim**-0.5)
-    assert method._entries > 0 and (method._scores is not None) is not grad
+    stub = _stub(method, 2)
+    out, _ = _run_path(path, method, stub, query, key, value, None, scaling=dim**-0.5)
+    assert method._entries > 0
     for head in range(4):
         q, keys, vals = query[0, head, 0], key[0, head // 2], value[0, head // 2]
         scores = keys @ q
@@ -213,13 +228,13 @@ def test_topk_paths_agree_with_a_padding_mask():
     mask = torch.ones(b, 1, 1, length, dtype=torch.bool)
     mask[1, ..., 3:9] = False  # left padding of the second row, inside the searched middle
     results = []
-    for grad in (True, False):
+    for path in PATHS:
         method = TopKDecode(k=10, n_sink=2, n_recent=4)
-        with torch.set_grad_enabled(grad):
-            out, _ = topk_attention(_stub(method, 2), query, key, value, mask, scaling=0.3)
+        out, _ = _run_path(path, method, _stub(method, 2), query, key, value, mask, scaling=0.3)
         results.append((out, method._entries))
-    torch.testing.assert_close(results[0][0], results[1][0], atol=1e-6, rtol=1e-5)
-    assert results[0][1] == results[1][1]
+    for out, entries in results[1:]:
+        torch.testing.assert_close(out, results[0][0], atol=1e-6, rtol=1e-5)
+        assert entries == results[0][1]
 
 
 def test_topk_decode_sparse_generation(loaded, prompt):

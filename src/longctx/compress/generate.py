@@ -124,6 +124,7 @@ def _answer(
     max_new_tokens: int,
     return_logits: bool,
     prompt_tokens: int,
+    ignore_eos: bool = False,
 ) -> CompressedGeneration:
     start = time.perf_counter()
     model, eos = loaded.model, _eos_ids(loaded)
@@ -138,7 +139,7 @@ def _answer(
                     step_logits.append(logits)
                 token = int(logits.argmax())
                 generated.append(token)
-                if token in eos or len(generated) >= max_new_tokens:
+                if (token in eos and not ignore_eos) or len(generated) >= max_new_tokens:
                     break
                 logits = _feed(model, pre.cache, [token], position)
                 position += 1
@@ -169,6 +170,7 @@ def generate_compressed(
     method: CompressionMethod,
     max_new_tokens: int,
     return_logits: bool = False,
+    ignore_eos: bool = False,
 ) -> CompressedGeneration:
     """Pre-fill ``context_ids`` with ``method``, then answer ``question_ids`` greedily.
 
@@ -180,12 +182,13 @@ def generate_compressed(
         method: A :class:`CompressionMethod` (see ``make_method``).
         max_new_tokens: Upper bound on generated tokens (EOS stops earlier).
         return_logits: Keep the ``(new_tokens, vocab)`` logits of the greedy steps.
+        ignore_eos: Generate exactly ``max_new_tokens`` (for timing equal work).
 
     Raises:
         UnsupportedModelError: Before any work, when the architecture is not supported.
     """
     return generate_many(
-        loaded, context_ids, [question_ids], method, max_new_tokens, return_logits
+        loaded, context_ids, [question_ids], method, max_new_tokens, return_logits, ignore_eos
     )[0]
 
 
@@ -197,6 +200,7 @@ def generate_many(
     method: CompressionMethod,
     max_new_tokens: int,
     return_logits: bool = False,
+    ignore_eos: bool = False,
 ) -> list[CompressedGeneration]:
     """Answer several questions about one context with a single compressed pre-fill.
 
@@ -219,7 +223,16 @@ def generate_many(
             _, tail = method.split_prompt(context_ids, question)
             prompt_tokens = len(context_ids) + len(question)
             results.append(
-                _answer(loaded, pre, tail, method, max_new_tokens, return_logits, prompt_tokens)
+                _answer(
+                    loaded,
+                    pre,
+                    tail,
+                    method,
+                    max_new_tokens,
+                    return_logits,
+                    prompt_tokens,
+                    ignore_eos,
+                )
             )
     finally:
         method.release(loaded.model)

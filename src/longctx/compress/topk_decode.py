@@ -15,6 +15,11 @@ with ``model.set_attn_implementation`` and restores the previous implementation 
 code is untouched. Forward passes with more than one query token (pre-fill, a multi-token
 question) fall back to ``sdpa``; only single-token decoding steps use top-k.
 
+On CPU, exact decoding steps without autograd run in one fused kernel (``topk_kernel.cpp``,
+compiled on first use): scores read each key once, the threshold comes from a histogram
+selection, and values are summed with the softmax weights in the same pass over the cache.
+Elsewhere (GPU, autograd, faiss) the torch implementation below runs.
+
 Budget: ``k = int(L * (1 - ratio))`` for the current cache length ``L`` (or a fixed ``k``). The
 sinks and the recent window are static; the ``k`` retrieved positions are the best-scoring ones
 outside them, so a step attends to ``min(L, k + n_sink + n_recent)`` positions per query head
@@ -38,6 +43,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from longctx.compress.base import CompressionMethod
 from longctx.compress.registry import register_method
+from longctx.compress.topk_kernel import load_topk_kernel
 
 ATTN_NAME = "longctx_topk"
 TOPK_MODEL_NAMES = (
@@ -112,6 +118,26 @@ def _select_faiss(
     return selected.to(key.device) | always
 
 
+def _fused_kernel(
+    method: TopKDecode, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
+) -> Any | None:
+    """The compiled CPU kernel when it applies: exact search, float32 CPU tensors, no autograd,
+    a compiled (groups, head size) pair and rows of contiguous keys and values."""
+    if (
+        not method.kernel
+        or method.use_faiss
+        or torch.is_grad_enabled()
+        or key.device.type != "cpu"
+        or not query.dtype == key.dtype == value.dtype == torch.float32
+        or key.stride(-1) != 1
+        or value.stride(-1) != 1
+    ):
+        return None
+    kernel = load_topk_kernel()
+    groups, dim = query.shape[1] // key.shape[1], query.shape[-1]
+    return kernel if kernel is not None and kernel.supports(groups, dim) else None
+
+
 def topk_attention(
     module: Any,
     query: torch.Tensor,
@@ -158,6 +184,14 @@ def topk_attention(
     if attention_mask is not None:
         mask = attention_mask.expand(b, n_heads, 1, length).reshape(b, n_kv, groups, length)
     scale = dim**-0.5 if scaling is None else scaling
+    kernel = _fused_kernel(method, query, key, value)
+    if kernel is not None:
+        bias = None if mask is None else _masked(torch.zeros(mask.shape), mask).contiguous()
+        out, kept_pairs = kernel.topk_decode_step(
+            q.contiguous(), key, value, bias, scale, budget, method.n_sink, method.n_recent
+        )
+        method._record(module, kept_pairs // b, key)
+        return out.view(b, 1, n_heads, dim), None  # (b, kv, g, dim) is (b, q_len=1, heads, dim)
     # Without autograd (decoding), float32 scores live in a buffer reused across layers and
     # steps and the softmax runs in place: on CPU a fresh ~150 KB (b, kv, g, L) tensor per layer
     # costs more than its arithmetic (its pages are faulted in at every allocation).
@@ -211,6 +245,9 @@ class TopKDecode(CompressionMethod):
             with the unselected positions masked out.
         faiss_index: ``"flat"`` (exact inner product) or ``"hnsw"`` (approximate).
         hnsw_m: Neighbours per node of the HNSW graph.
+        kernel: Run exact decoding steps on CPU (float32, no autograd) with the fused kernel of
+            ``topk_kernel.cpp``, compiled on first use; the torch implementation is used where
+            it cannot be built or does not apply (GPU, autograd, faiss, other dtypes).
     """
 
     k: int | None = None
@@ -219,6 +256,7 @@ class TopKDecode(CompressionMethod):
     use_faiss: bool = False
     faiss_index: str = "flat"
     hnsw_m: int = 32
+    kernel: bool = True
     _indexes: dict[int, Any] = field(default_factory=dict, init=False, repr=False)
     _entries: int = field(default=0, init=False, repr=False)
     _steps: int = field(default=0, init=False, repr=False)
