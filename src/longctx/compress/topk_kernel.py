@@ -10,6 +10,7 @@ keeps its torch implementation.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import platform
 import warnings
@@ -19,6 +20,7 @@ from typing import Any
 
 import torch
 
+logger = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("topk_kernel.cpp")
 CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
 
@@ -54,6 +56,8 @@ def load_topk_kernel() -> Any | None:
     from torch.utils.cpp_extension import load
 
     build = kernel_build_dir()
+    if not (build / "longctx_topk_kernel.so").exists():
+        logger.info("compiling the topk_decode CPU kernel in %s (once per machine)", build)
     try:
         build.mkdir(parents=True, exist_ok=True)
         return load(
