@@ -98,15 +98,20 @@ float kth_largest(const float* x, int64_t n, int64_t k, uint32_t lo, uint32_t hi
 
 // Workspaces reused across calls (calls hold the GIL, so one runs at a time): fresh large
 // buffers cost more to fault in than the arithmetic on them.
-std::vector<float>& score_workspace() {
-  static std::vector<float> buffer;
-  return buffer;
-}
+struct Workspace {
+  std::vector<float> scores;  // (B, H, G, L) scores, then softmax numerators
+  std::vector<uint8_t> keep;  // (B, H, G, L) kept flags
 
-std::vector<uint8_t>& keep_workspace() {
-  static std::vector<uint8_t> buffer;
-  return buffer;
-}
+  // Grows both buffers to `size` entries (never shrinks) and returns the workspace.
+  static Workspace& at_least(int64_t size) {
+    static Workspace workspace;
+    if (static_cast<int64_t>(workspace.scores.size()) < size) {
+      workspace.scores.resize(size);
+      workspace.keep.resize(size);
+    }
+    return workspace;
+  }
+};
 
 #if defined(__AVX2__) && defined(__FMA__)
 // The horizontal sums of eight vectors, as one vector: out[j] = sum of a[j]'s eight lanes.
@@ -256,12 +261,9 @@ std::tuple<at::Tensor, int64_t> topk_decode_step(const at::Tensor& query, const 
   const float fscale = static_cast<float>(scale);
   const int64_t rows = B * H * G;
 
-  std::vector<float>& scores_buffer = score_workspace();
-  std::vector<uint8_t>& keep_buffer = keep_workspace();
-  if (static_cast<int64_t>(scores_buffer.size()) < rows * L) scores_buffer.resize(rows * L);
-  if (static_cast<int64_t>(keep_buffer.size()) < rows * L) keep_buffer.resize(rows * L);
-  float* s = scores_buffer.data();
-  uint8_t* keep = keep_buffer.data();
+  Workspace& workspace = Workspace::at_least(rows * L);
+  float* s = workspace.scores.data();
+  uint8_t* keep = workspace.keep.data();
   std::vector<float> row_sum(rows);
 
   // 1. scores, over chunks of (b*h, l) positions: each key row is read once for its G queries.

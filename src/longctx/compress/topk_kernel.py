@@ -23,6 +23,7 @@ import torch
 logger = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("topk_kernel.cpp")
 CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
+LDFLAGS = ["-fopenmp"]  # links the libgomp torch already loaded (at::parallel_for is OpenMP)
 
 
 def _cpu_signature() -> str:
@@ -38,7 +39,11 @@ def _cpu_signature() -> str:
 def kernel_build_dir() -> Path:
     """The build folder for this source, torch version and CPU."""
     digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), torch.__version__.encode(), " ".join(CFLAGS).encode()):
+    for part in (
+        SOURCE.read_bytes(),
+        torch.__version__.encode(),
+        " ".join(CFLAGS + LDFLAGS).encode(),
+    ):
         digest.update(part)
     digest.update(_cpu_signature().encode())
     root = os.environ.get("LONGCTX_KERNEL_DIR") or Path.home() / ".cache" / "longctx" / "kernels"
@@ -64,7 +69,7 @@ def load_topk_kernel() -> Any | None:
             name="longctx_topk_kernel",
             sources=[str(SOURCE)],
             extra_cflags=CFLAGS,
-            extra_ldflags=["-fopenmp"],
+            extra_ldflags=LDFLAGS,
             build_directory=str(build),
             verbose=False,
         )
