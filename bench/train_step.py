@@ -1,10 +1,11 @@
 """Seconds per SFT step and peak memory: completion-only logits against full-vocabulary logits.
 
     python bench/train_step.py [--model embedded] [--length 2k] [--steps 3]
-                               [--variants labels,full[,trl]] [--no-gradient-checkpointing]
+                               [--variants labels,full[,trl]] [--frozen-base dense,packed]
+                               [--no-gradient-checkpointing]
 
-One LoRA SFT run (the answer target, batch 1) per variant, each in its own subprocess so that
-its peak resident memory (``ru_maxrss`` of that process) is its own:
+One LoRA SFT run (the answer target, batch 1) per variant and base storage, each in its own
+subprocess so that its peak resident memory (``ru_maxrss`` of that process) is its own. Variants:
 
 * ``labels``: the LM head only at labelled positions (``logits_to_keep``; the default);
 * ``full``: full-vocabulary logits over the whole sequence, then cross-entropy;
@@ -14,7 +15,11 @@ The prompts are in-context-retrieval records filled to ``--length`` prompt token
 built-in synthetic data (no download). Seconds/step is the median over the steps after the
 first; "step peak" is the peak RSS minus the RSS once the model and trainer are ready (weights
 paged in by a 16-token forward pass), which isolates what a training step adds; the whole-process
-peak also holds the Python/torch runtime and the float32 weights, which no loss can shrink.
+peak also holds the Python/torch runtime and the frozen weights, which no loss can shrink.
+
+Base storage (``frozen_base``): ``dense`` holds the frozen base as float32 (0.5 GiB for the
+embedded model); ``packed`` keeps it in the GGUF file's own 4/8-bit blocks (0.09 GiB), de-quantised
+layer by layer, bit-identical (``longctx.models.packed_gguf``).
 
 glibc raises its mmap threshold after large frees, so freed tensors of up to 32 MiB stay in the
 heap and RSS then reports heap retention more than tensor memory (and varies from run to run).
@@ -73,6 +78,7 @@ def child(args: argparse.Namespace) -> None:
         logging_steps=1,
         save_steps=10**6,
         gradient_checkpointing=args.gradient_checkpointing,
+        frozen_base=args.frozen_base,
     )
     trainer = make_trainer(config, logits_mode=args.child)
     with torch.no_grad():  # pages the (memory-mapped) weights in before the baseline is taken
@@ -93,7 +99,7 @@ def child(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def run_variant(variant: str, data: Path, args: argparse.Namespace, tmp: Path) -> dict:
+def run_variant(variant: str, base: str, data: Path, args: argparse.Namespace, tmp: Path) -> dict:
     command = [
         sys.executable,
         __file__,
@@ -106,7 +112,9 @@ def run_variant(variant: str, data: Path, args: argparse.Namespace, tmp: Path) -
         "--steps",
         str(args.steps),
         "--out",
-        str(tmp / variant),
+        str(tmp / f"{base}-{variant}"),
+        "--frozen-base",
+        base,
     ]
     if not args.gradient_checkpointing:
         command.append("--no-gradient-checkpointing")
@@ -116,8 +124,8 @@ def run_variant(variant: str, data: Path, args: argparse.Namespace, tmp: Path) -
     proc = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
     if proc.returncode or not lines:
-        raise RuntimeError(f"{variant} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT ") :])
+        raise RuntimeError(f"{base} {variant} failed:\n{proc.stderr[-3000:]}")
+    return {**json.loads(lines[-1][len("RESULT ") :]), "base": base}
 
 
 def main() -> None:
@@ -134,6 +142,11 @@ def main() -> None:
         action="store_true",
         help="keep glibc's dynamic mmap threshold (RSS then includes freed, retained heap)",
     )
+    parser.add_argument(
+        "--frozen-base",
+        default="dense,packed",
+        help="comma list: dense (float32 LoRA base) and/or packed (kept in its GGUF blocks)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -141,10 +154,25 @@ def main() -> None:
     if args.child:
         child(args)
         return
+    bases = args.frozen_base.split(",")
     with tempfile.TemporaryDirectory(prefix="bench-train-step-") as name:
         tmp = Path(name)
         data = build_data(tmp / "data", args.model, args.length, n=4 * args.steps)
-        results = [run_variant(v, data, args, tmp) for v in args.variants.split(",")]
+        if "packed" in bases:  # builds the packed copy once, outside the measured processes
+            import torch
+
+            from longctx.train.common import load_train_model
+
+            load_train_model(args.model, torch.float32, frozen_base="packed")
+        results = [
+            run_variant(v, base, data, args, tmp)
+            for base in bases
+            for v in args.variants.split(",")
+        ]
+    report(results, args)
+
+
+def report(results: list[dict], args: argparse.Namespace) -> None:
     gib = 1024**3
     print(
         f"LoRA SFT step, {args.model}, {args.length} prompts "
@@ -152,21 +180,26 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
         f"{'default malloc' if args.default_malloc else 'malloc mmap threshold 64 KiB'}"
     )
-    print(f"{'variant':8} {'tokens':>7} {'s/step':>8} {'peak RSS GiB':>13} {'step peak GiB':>14}")
+    print(
+        f"{'base':7} {'variant':8} {'tokens':>7} {'s/step':>8} {'peak RSS GiB':>13} "
+        f"{'ready GiB':>10} {'step peak GiB':>14}"
+    )
     for r in results:
-        step_peak = (r["peak_rss"] - r["ready_rss"]) / gib
         print(
-            f"{r['variant']:8} {r['tokens']:7.0f} {r['seconds_per_step']:8.2f} "
-            f"{r['peak_rss'] / gib:13.2f} {step_peak:14.2f}"
+            f"{r['base']:7} {r['variant']:8} {r['tokens']:7.0f} {r['seconds_per_step']:8.2f} "
+            f"{r['peak_rss'] / gib:13.3f} {r['ready_rss'] / gib:10.3f} "
+            f"{(r['peak_rss'] - r['ready_rss']) / gib:14.3f}"
         )
-    by = {r["variant"]: r for r in results}
-    if "labels" in by and "full" in by:
+    for base in dict.fromkeys(r["base"] for r in results):
+        by = {r["variant"]: r for r in results if r["base"] == base}
+        if "labels" not in by or "full" not in by:
+            continue
         lab, full = by["labels"], by["full"]
         ratio = lab["peak_rss"] / full["peak_rss"]
         step_ratio = (lab["peak_rss"] - lab["ready_rss"]) / (full["peak_rss"] - full["ready_rss"])
         speed = lab["seconds_per_step"] / full["seconds_per_step"]
         print(
-            f"labels / full: peak RSS {ratio:.2f}x, step peak {step_ratio:.2f}x, "
+            f"{base} base, labels / full: peak RSS {ratio:.3f}x, step peak {step_ratio:.3f}x, "
             f"time/step {speed:.2f}x (goal: peak <= 0.5x)"
         )
 

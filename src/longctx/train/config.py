@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from longctx.data.context import parse_length
 from longctx.train.targets import TARGET_FORMATS
@@ -132,6 +132,10 @@ class SFTConfig(TrainingRuntime):
             positions never get vocabulary logits); false computes full-vocabulary logits over
             the whole sequence (the memory-hungry reference).
         dtype: Weight dtype; ``auto`` is bfloat16 with ``bf16`` and float32 otherwise.
+        frozen_base: ``dense`` keeps the frozen base in ``dtype``; ``packed`` (LoRA on a GGUF
+            model: ``embedded`` or a ``.gguf`` file) keeps its layers in the file's own
+            quantisation blocks and de-quantises one layer at a time (QLoRA-style,
+            bit-identical weights; ``longctx.models.packed_gguf``).
         bf16: Mixed precision in bfloat16 (GPU).
         attn_implementation: ``sdpa``, ``flash_attention_2``, ... (default: the model's).
         optim: Transformers optimiser name (``adamw_torch``, ``adamw_torch_fused``, ...).
@@ -146,6 +150,13 @@ class SFTConfig(TrainingRuntime):
     target_format: str = "answer"
     max_length: int | None = None
     completion_only_logits: bool = True
+    frozen_base: Literal["dense", "packed"] = "dense"
+
+    @model_validator(mode="after")
+    def _packed_base_needs_lora(self) -> SFTConfig:
+        if self.frozen_base == "packed" and not self.lora:
+            raise ValueError("frozen_base: 'packed' keeps the base frozen, so it needs lora: true")
+        return self
 
     @field_validator("target_format")
     @classmethod

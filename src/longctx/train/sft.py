@@ -90,7 +90,13 @@ def make_trainer(
         config: The run configuration.
         on_log: Receives each ``train_log.jsonl`` line.
         logits_mode: Overrides ``config.completion_only_logits`` (``labels``/``full``/``trl``).
+
+    Raises:
+        ValueError: ``trl`` logits with a packed base (TRL's fused head reads ``lm_head.weight``).
     """
+    mode = logits_mode or ("labels" if config.completion_only_logits else "full")
+    if mode == "trl" and config.frozen_base == "packed":
+        raise ValueError("TRL's fused LM head reads lm_head.weight: it needs frozen_base 'dense'")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     train = conversational_dataset(
@@ -101,7 +107,6 @@ def make_trainer(
         evals = conversational_dataset(read_icr_records(config.eval_data), config.target_format)
     args = trl_args(config)  # before the model: DeepSpeed ZeRO-3 partitions it while loading
     model, tokenizer, peft = load_policy(config)
-    mode = logits_mode or ("labels" if config.completion_only_logits else "full")
     return ICRSFTTrainer(
         model=model,
         args=args,
