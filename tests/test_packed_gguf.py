@@ -92,6 +92,12 @@ def test_packed_embedding_looks_up_rows_of_the_table():
     ids = torch.tensor([[1, 39, 1], [0, 7, 2]])
     assert torch.equal(layer(ids), nn.functional.embedding(ids, _reference(blocks, "Q8_0")))
     assert layer.weight is None and layer.padding_idx == 0
+    half = PackedEmbedding(pack_blocks(blocks, "Q8_0"), dtype=torch.bfloat16)
+    assert half(ids).dtype == torch.bfloat16
+    assert torch.equal(half(ids), layer(ids).to(torch.bfloat16))
+    linear = PackedLinear(pack_blocks(_quantized(8, 64, "Q4_0"), "Q4_0"), dtype=torch.bfloat16)
+    x = torch.randn(3, 64, dtype=torch.bfloat16)
+    assert linear(x).dtype == torch.bfloat16 and linear.compute_dtype == torch.bfloat16
 
 
 def test_row_permutation_follows_transformers_llama_processor():

@@ -172,10 +172,11 @@ def apply_packed(model: nn.Module, packed: dict[str, PackedWeight]) -> int:
         module = model.get_submodule(name)
         if isinstance(module, nn.Embedding) and not isinstance(module, PackedEmbedding):
             shape = (module.num_embeddings, module.embedding_dim)
-            new: nn.Module = PackedEmbedding(weight, module.padding_idx)
+            new: nn.Module = PackedEmbedding(weight, module.padding_idx, module.weight.dtype)
         elif isinstance(module, nn.Linear) and not isinstance(module, PackedLinear):
             shape = (module.out_features, module.in_features)
-            new = PackedLinear(weight, None if module.bias is None else module.bias.detach())
+            bias = None if module.bias is None else module.bias.detach()
+            new = PackedLinear(weight, bias, module.weight.dtype)
         else:
             raise ValueError(f"packed weight {name!r} names a {type(module).__name__}")
         if shape != weight.shape:
@@ -192,9 +193,7 @@ def apply_packed(model: nn.Module, packed: dict[str, PackedWeight]) -> int:
         False,
     )
     if tied and isinstance(embed, PackedEmbedding) and type(head) is nn.Linear:
-        model.set_output_embeddings(
-            PackedLinear(PackedWeight(embed.kind, embed.qweight, embed.scale, embed.offset))
-        )
+        model.set_output_embeddings(PackedLinear(embed.packed, dtype=embed.compute_dtype))
         count += 1
     return count
 

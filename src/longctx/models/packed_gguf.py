@@ -64,7 +64,9 @@ class PackedWeight:
         parts = [self.codes, self.scale] + ([self.offset] if self.offset is not None else [])
         return sum(p.numel() * p.element_size() for p in parts)
 
-    def dequantize(self, rows: slice | torch.Tensor = slice(None), dtype=torch.float32):
+    def dequantize(
+        self, rows: slice | torch.Tensor = slice(None), dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor:
         """The float weights of ``rows`` (a slice, or a tensor of row indices).
 
         Returns:
@@ -92,7 +94,7 @@ class PackedWeight:
         return out
 
     @classmethod
-    def from_tensors(cls, kind: str, tensors: dict[str, torch.Tensor], prefix: str):
+    def from_tensors(cls, kind: str, tensors: dict[str, torch.Tensor], prefix: str) -> PackedWeight:
         return cls(
             kind,
             tensors[f"{prefix}.codes"],
@@ -146,7 +148,23 @@ class _FrozenPackedMatmul(torch.autograd.Function):
         return grad_x, None
 
 
-class PackedLinear(nn.Linear):
+class _PackedBlocks:
+    """The buffers shared by :class:`PackedLinear` and :class:`PackedEmbedding`."""
+
+    def _register_blocks(self, packed: PackedWeight, dtype: torch.dtype) -> None:
+        self.kind = packed.kind
+        self.compute_dtype = dtype
+        self.weight = None
+        self.register_buffer("qweight", packed.codes, persistent=False)
+        self.register_buffer("scale", packed.scale, persistent=False)
+        self.register_buffer("offset", packed.offset, persistent=False)
+
+    @property
+    def packed(self) -> PackedWeight:
+        return PackedWeight(self.kind, self.qweight, self.scale, self.offset)
+
+
+class PackedLinear(_PackedBlocks, nn.Linear):
     """A frozen ``nn.Linear`` whose weight is a :class:`PackedWeight`.
 
     It subclasses ``nn.Linear`` so that PEFT wraps it with LoRA like any linear layer. ``weight``
@@ -158,22 +176,19 @@ class PackedLinear(nn.Linear):
     Args:
         packed: The weight, ``(out_features, in_features)``.
         bias: Optional frozen ``(out_features,)`` bias.
+        dtype: Dtype of the adapters PEFT adds (the layer itself computes in its input's dtype).
     """
 
-    def __init__(self, packed: PackedWeight, bias: torch.Tensor | None = None):
+    def __init__(
+        self,
+        packed: PackedWeight,
+        bias: torch.Tensor | None = None,
+        dtype: torch.dtype = torch.float32,
+    ):
         nn.Module.__init__(self)
         self.out_features, self.in_features = packed.shape
-        self.kind = packed.kind
-        self.compute_dtype = torch.float32
-        self.weight = None
-        self.register_buffer("qweight", packed.codes, persistent=False)
-        self.register_buffer("scale", packed.scale, persistent=False)
-        self.register_buffer("offset", packed.offset, persistent=False)
+        self._register_blocks(packed, dtype)
         self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
-
-    @property
-    def packed(self) -> PackedWeight:
-        return PackedWeight(self.kind, self.qweight, self.scale, self.offset)
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """``x @ W.T`` without autograd: ``(..., in_features) -> (..., out_features)``."""
@@ -197,22 +212,29 @@ class PackedLinear(nn.Linear):
         return f"in_features={self.in_features}, out_features={self.out_features}, {self.kind}"
 
 
-class PackedEmbedding(nn.Embedding):
-    """A frozen ``nn.Embedding`` that de-quantises only the looked-up rows of its table."""
+class PackedEmbedding(_PackedBlocks, nn.Embedding):
+    """A frozen ``nn.Embedding`` that de-quantises only the looked-up rows of its table.
 
-    def __init__(self, packed: PackedWeight, padding_idx: int | None = None):
+    Args:
+        packed: The table, ``(num_embeddings, embedding_dim)``.
+        padding_idx: As in ``nn.Embedding`` (kept for callers that read it).
+        dtype: Dtype of the returned embeddings.
+    """
+
+    def __init__(
+        self,
+        packed: PackedWeight,
+        padding_idx: int | None = None,
+        dtype: torch.dtype = torch.float32,
+    ):
         nn.Module.__init__(self)
         self.num_embeddings, self.embedding_dim = packed.shape
         self.padding_idx, self.max_norm, self.sparse = padding_idx, None, False
-        self.kind = packed.kind
-        self.weight = None
-        self.register_buffer("qweight", packed.codes, persistent=False)
-        self.register_buffer("scale", packed.scale, persistent=False)
-        self.register_buffer("offset", packed.offset, persistent=False)
+        self._register_blocks(packed, dtype)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        packed = PackedWeight(self.kind, self.qweight, self.scale, self.offset)
-        return packed.dequantize(ids)
+        """``(...)`` token ids -> ``(..., embedding_dim)`` embeddings."""
+        return self.packed.dequantize(ids, self.compute_dtype)
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}, {self.kind}"
