@@ -2,7 +2,8 @@
 
 The kernel is compiled on first use with torch's C++ extension builder (the system C++ compiler
 and ninja) for the CPU it runs on, once per machine: the build folder is keyed by the source, the
-torch version and the CPU, under ``$LONGCTX_KERNEL_DIR`` or ``~/.cache/longctx/kernels``. Where it
+torch version and the CPU, under ``$LONGCTX_KERNEL_DIR`` or the ``kernels`` folder of
+:func:`longctx.models.loader.cache_root` (``~/.cache/longctx/kernels`` by default). Where it
 cannot be built, :func:`load_topk_kernel` warns once and returns ``None``, and ``topk_decode``
 keeps its torch implementation.
 """
@@ -46,7 +47,9 @@ def kernel_build_dir() -> Path:
     ):
         digest.update(part)
     digest.update(_cpu_signature().encode())
-    root = os.environ.get("LONGCTX_KERNEL_DIR") or Path.home() / ".cache" / "longctx" / "kernels"
+    from longctx.models.loader import cache_root
+
+    root = os.environ.get("LONGCTX_KERNEL_DIR") or cache_root() / "kernels"
     return Path(root) / f"topk_{digest.hexdigest()[:16]}"
 
 

@@ -144,19 +144,30 @@ def cached_gguf_folder(
     return target
 
 
+def gguf_file(spec: str) -> Path | None:
+    """The GGUF file behind a spec (``embedded`` or a ``.gguf`` path), else ``None``.
+
+    Raises:
+        FileNotFoundError: A ``.gguf`` spec whose file does not exist, or no embedded model.
+    """
+    if spec == "embedded":
+        return embedded_gguf_path()
+    if not spec.endswith(".gguf"):
+        return None
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"GGUF file not found: {path}")
+    return path
+
+
 def resolve_spec(spec: str, on_status: Callable[[str], None] | None = None) -> str:
     """Turn a spec into something ``from_pretrained`` accepts (a folder path or a hub id)."""
-    if spec == "embedded":
-        return str(
-            cached_gguf_folder(
-                embedded_gguf_path(), EMBEDDED_NAME, EMBEDDED_SPECIAL_TOKENS, on_status
-            )
-        )
+    gguf = gguf_file(spec)
+    if gguf is not None:
+        if spec == "embedded":
+            return str(cached_gguf_folder(gguf, EMBEDDED_NAME, EMBEDDED_SPECIAL_TOKENS, on_status))
+        return str(cached_gguf_folder(gguf, on_status=on_status))
     path = Path(spec).expanduser()
-    if spec.endswith(".gguf"):
-        if not path.exists():
-            raise FileNotFoundError(f"GGUF file not found: {path}")
-        return str(cached_gguf_folder(path, on_status=on_status))
     if path.exists():
         if not path.is_dir():
             raise ValueError(f"model spec {spec!r} is a file but not a .gguf file")

@@ -25,7 +25,6 @@ from longctx.models.packed_gguf import (
     PackedEmbedding,
     PackedLinear,
     PackedWeight,
-    metadata_kinds,
     pack_blocks,
 )
 
@@ -151,7 +150,7 @@ def load_packed(path: Path) -> tuple[dict[str, PackedWeight], list[str]]:
     tensors = load_file(str(path))
     packed = {
         name: PackedWeight.from_tensors(kind, tensors, name)
-        for name, kind in metadata_kinds(metadata).items()
+        for name, kind in json.loads(metadata.get("kinds", "{}")).items()
     }
     return packed, json.loads(metadata.get("dense", "[]"))
 
@@ -167,6 +166,7 @@ def apply_packed(model: nn.Module, packed: dict[str, PackedWeight]) -> int:
     Raises:
         ValueError: A name is not a linear or embedding module of ``model``.
     """
+    embed_weight = model.get_input_embeddings().weight
     count = 0
     for name, weight in packed.items():
         module = model.get_submodule(name)
@@ -184,15 +184,11 @@ def apply_packed(model: nn.Module, packed: dict[str, PackedWeight]) -> int:
                 f"packed weight {name!r} has shape {weight.shape}, the model's layer {shape}"
             )
         parent, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent) if parent else model, child, new)
+        setattr(model.get_submodule(parent), child, new)
         count += 1
     head, embed = model.get_output_embeddings(), model.get_input_embeddings()
-    tied = getattr(
-        getattr(model.config, "get_text_config", lambda: model.config)(),
-        "tie_word_embeddings",
-        False,
-    )
-    if tied and isinstance(embed, PackedEmbedding) and type(head) is nn.Linear:
+    tied = type(head) is nn.Linear and head.weight is embed_weight
+    if tied and isinstance(embed, PackedEmbedding):
         model.set_output_embeddings(PackedLinear(embed.packed, dtype=embed.compute_dtype))
         count += 1
     return count

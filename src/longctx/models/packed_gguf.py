@@ -23,7 +23,6 @@ with nibble ``j < 16`` in the low half of byte ``j`` and nibble ``j + 16`` in it
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -260,8 +259,3 @@ def packed_summary(model: nn.Module) -> dict[str, Any]:
         "packed_bytes": packed_bytes,
         "dense_parameter_bytes": dense_bytes,
     }
-
-
-def metadata_kinds(metadata: dict[str, str] | None) -> dict[str, str]:
-    """The ``{module name: GGUF type}`` map stored in a packed file's metadata."""
-    return json.loads((metadata or {}).get("kinds", "{}"))

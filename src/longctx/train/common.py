@@ -106,15 +106,13 @@ def load_train_model(
     """
     from transformers import AutoModelForCausalLM
 
-    from longctx.models.loader import embedded_gguf_path, load_model, load_tokenizer, resolve_spec
+    from longctx.models.loader import gguf_file, load_model, load_tokenizer, resolve_spec
 
-    gguf = None
-    if frozen_base == "packed":
-        if spec != "embedded" and not spec.endswith(".gguf"):
-            raise ValueError(
-                f"frozen_base 'packed' needs a GGUF model (embedded or a .gguf file), got {spec!r}"
-            )
-        gguf = embedded_gguf_path() if spec == "embedded" else Path(spec).expanduser()
+    gguf = gguf_file(spec) if frozen_base == "packed" else None
+    if frozen_base == "packed" and gguf is None:
+        raise ValueError(
+            f"frozen_base 'packed' needs a GGUF model (embedded or a .gguf file), got {spec!r}"
+        )
     source = resolve_spec(spec, on_status)
     if (Path(source) / "adapter_config.json").exists():
         model = load_model(source, device="cpu", dtype=dtype).model
@@ -139,15 +137,16 @@ def lora_config(r: int, alpha: int, dropout: float, targets: list[str]) -> Any:
     )
 
 
-def load_policy(config: Any) -> tuple[Any, Any, Any]:
+def load_policy(config: Any, frozen_base: str = "dense") -> tuple[Any, Any, Any]:
     """The model to train, its tokenizer and the PEFT config (``None`` for full fine-tuning).
 
     Args:
         config: A :class:`longctx.train.config.TrainingRuntime` (SFT or GRPO config).
+        frozen_base: ``dense`` or ``packed`` (see :func:`load_train_model`).
     """
     dtype = resolve_dtype(config.dtype, config.bf16)
     model, tokenizer = load_train_model(
-        config.model, dtype, config.attn_implementation, getattr(config, "frozen_base", "dense")
+        config.model, dtype, config.attn_implementation, frozen_base
     )
     peft = None
     if config.lora:

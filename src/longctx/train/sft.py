@@ -106,7 +106,7 @@ def make_trainer(
     if config.eval_data:
         evals = conversational_dataset(read_icr_records(config.eval_data), config.target_format)
     args = trl_args(config)  # before the model: DeepSpeed ZeRO-3 partitions it while loading
-    model, tokenizer, peft = load_policy(config)
+    model, tokenizer, peft = load_policy(config, config.frozen_base)
     return ICRSFTTrainer(
         model=model,
         args=args,
